@@ -1,10 +1,8 @@
 using CsiScst.Core;
 using CsiScst.Core.Faults;
-using CsiScst.Core.Health;
 using CsiScst.Core.Ids;
 using CsiScst.Core.Locking;
 using CsiScst.Engine.Api;
-using CsiScst.Engine.Health;
 using CsiScst.Engine.Reconcile;
 using CsiScst.Engine.State;
 using CsiScst.Engine.Volumes;
@@ -37,8 +35,6 @@ public static class EngineServiceCollectionExtensions
         services.AddSingleton<Reconciler>();
         services.AddSingleton<EngineStatsCollector>();
         services.AddSingleton<TargetEngineService>();
-        services.AddSingleton<IReadinessCheck, TargetEngineReadinessCheck>();
-        services.AddSingleton<IReadinessCheck, PoolsReadinessCheck>();
         services.AddHostedService(sp =>
         {
             // Created here so its /metrics callback is registered before the first scrape.

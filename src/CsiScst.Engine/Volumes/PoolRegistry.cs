@@ -3,37 +3,22 @@ using CsiScst.Core.Errors;
 
 namespace CsiScst.Engine.Volumes;
 
-/// <summary>The pools configured on this engine, by name.</summary>
+/// <summary>The pools configured on this engine (the backends' registry), with the engine API's error codes.</summary>
 public sealed class PoolRegistry
 {
-    private readonly Dictionary<string, IStorageBackend> _pools;
+    private readonly StorageBackends _backends;
 
-    public PoolRegistry(IEnumerable<IStorageBackend> backends)
+    public PoolRegistry(StorageBackends backends)
     {
-        _pools = new Dictionary<string, IStorageBackend>(StringComparer.Ordinal);
-        foreach (var backend in backends)
-        {
-            if (!_pools.TryAdd(backend.PoolName, backend))
-            {
-                throw new ArgumentException($"pool '{backend.PoolName}' is configured twice");
-            }
-        }
+        _backends = backends;
     }
 
-    public IReadOnlyCollection<IStorageBackend> All => _pools.Values;
+    public IReadOnlyList<IStorageBackend> All => _backends.All;
 
-    public IStorageBackend? Find(string name) => _pools.GetValueOrDefault(name);
+    public IStorageBackend? Find(string name) => _backends.TryGet(name, out var backend) ? backend : null;
 
-    /// <summary>The pool, or INVALID_ARGUMENT naming the pools that exist.</summary>
+    /// <summary>The pool, or INVALID_ARGUMENT naming the pools that exist: the caller asked for something this engine does not offer.</summary>
     public IStorageBackend Get(string name) =>
         Find(name) ?? throw StatusException.InvalidArgument(
-            $"pool '{name}' is not configured on this engine (pools: {(_pools.Count == 0 ? "none" : string.Join(", ", _pools.Keys.Order(StringComparer.Ordinal)))})");
-
-    /// <summary>What a pool of this kind offers (IStorageBackend does not say; the kinds are fixed).</summary>
-    public static (bool Thin, bool Snapshots, bool Clones) Features(IStorageBackend backend) => backend.Kind switch
-    {
-        // Sparse files and RBD images allocate on write.
-        "file" or "rbd" => (true, true, true),
-        _ => (false, true, true),
-    };
+            $"pool '{name}' is not configured on this engine (pools: {(All.Count == 0 ? "none" : string.Join(", ", All.Select(b => b.PoolName)))})");
 }

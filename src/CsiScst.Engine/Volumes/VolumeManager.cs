@@ -452,10 +452,10 @@ public sealed class VolumeManager
         {
             info.Topology[DriverOptions.ZoneTopologyKey] = driver.Zone;
         }
-        foreach (var backend in _pools.All.OrderBy(b => b.PoolName, StringComparer.Ordinal))
+        foreach (var backend in _pools.All)
         {
-            var (thin, snapshots, clones) = PoolRegistry.Features(backend);
-            var pool = new PoolInfo { Name = backend.PoolName, Backend = backend.Kind, Thin = thin, Snapshots = snapshots, Clones = clones };
+            var features = backend.Features;
+            var pool = new PoolInfo { Name = backend.PoolName, Backend = backend.Kind, Thin = features.Thin, Snapshots = features.Snapshots, Clones = features.Clones };
             try
             {
                 var capacity = await backend.GetCapacityAsync(cancellationToken).ConfigureAwait(false);
