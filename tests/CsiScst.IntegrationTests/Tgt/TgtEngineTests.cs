@@ -75,7 +75,7 @@ public sealed class TgtEngineTests : IAsyncLifetime
         var spec = Spec(key, NewFile(key), new InitiatorAccess(AllowedIqn, false));
         await _engine.EnsureExportAsync(spec, Run.Timeout());
 
-        var allowed = new Initiator(AllowedIqn);
+        var allowed = new IscsiInitiator(AllowedIqn);
         var capacity = await allowed.CapacityAsync(_tgtd.Portal, spec.TargetIqn, TgtEngine.DataLun);
         Assert.Equal((Size, 512), capacity);
         var (serial, error) = await allowed.SerialAsync(_tgtd.Portal, spec.TargetIqn, TgtEngine.DataLun);
@@ -94,7 +94,7 @@ public sealed class TgtEngineTests : IAsyncLifetime
         }
         Assert.All(bytes, b => Assert.Equal(0x5a, b));
 
-        var (ok, output) = await new Initiator(OtherIqn).LoginAsync(_tgtd.Portal, spec.TargetIqn, TgtEngine.DataLun);
+        var (ok, output) = await new IscsiInitiator(OtherIqn).LoginAsync(_tgtd.Portal, spec.TargetIqn, TgtEngine.DataLun);
         Assert.False(ok, output);
 
         // Idempotent: the same spec again changes nothing and keeps one target.
@@ -118,26 +118,26 @@ public sealed class TgtEngineTests : IAsyncLifetime
         await _engine.EnsureExportAsync(spec, Run.Timeout());
 
         var iqn = spec.TargetIqn;
-        Assert.False((await new Initiator(AllowedIqn).LoginAsync(_tgtd.Portal, iqn, 1)).Ok, "login without CHAP must fail");
-        Assert.False((await new Initiator(AllowedIqn, chap.User, "wrong-secret-xx").LoginAsync(_tgtd.Portal, iqn, 1)).Ok, "wrong secret must fail");
-        var mutual = new Initiator(AllowedIqn, chap.User, chap.Secret, chap.MutualUser, chap.MutualSecret);
+        Assert.False((await new IscsiInitiator(AllowedIqn).LoginAsync(_tgtd.Portal, iqn, 1)).Ok, "login without CHAP must fail");
+        Assert.False((await new IscsiInitiator(AllowedIqn, chap.User, "wrong-secret-xx").LoginAsync(_tgtd.Portal, iqn, 1)).Ok, "wrong secret must fail");
+        var mutual = new IscsiInitiator(AllowedIqn, chap.User, chap.Secret, chap.MutualUser, chap.MutualSecret);
         var (ok, output) = await mutual.LoginAsync(_tgtd.Portal, iqn, 1);
         Assert.True(ok, output);
-        var wrongTarget = new Initiator(AllowedIqn, chap.User, chap.Secret, chap.MutualUser, "not-the-target-secret");
+        var wrongTarget = new IscsiInitiator(AllowedIqn, chap.User, chap.Secret, chap.MutualUser, "not-the-target-secret");
         Assert.False((await wrongTarget.LoginAsync(_tgtd.Portal, iqn, 1)).Ok, "the initiator must refuse a target that does not know the mutual secret");
         // The right credentials from an initiator name without access are still refused.
-        Assert.False((await new Initiator(OtherIqn, chap.User, chap.Secret).LoginAsync(_tgtd.Portal, iqn, 1)).Ok);
+        Assert.False((await new IscsiInitiator(OtherIqn, chap.User, chap.Secret).LoginAsync(_tgtd.Portal, iqn, 1)).Ok);
 
         // Secret rotation: the old secret stops working, the new one works.
         var rotated = spec with { Chap = chap with { Secret = "initiator-secret-2" } };
         await _engine.EnsureExportAsync(rotated, Run.Timeout());
-        Assert.False((await new Initiator(AllowedIqn, chap.User, chap.Secret).LoginAsync(_tgtd.Portal, iqn, 1)).Ok);
-        Assert.True((await new Initiator(AllowedIqn, chap.User, "initiator-secret-2").LoginAsync(_tgtd.Portal, iqn, 1)).Ok);
+        Assert.False((await new IscsiInitiator(AllowedIqn, chap.User, chap.Secret).LoginAsync(_tgtd.Portal, iqn, 1)).Ok);
+        Assert.True((await new IscsiInitiator(AllowedIqn, chap.User, "initiator-secret-2").LoginAsync(_tgtd.Portal, iqn, 1)).Ok);
 
         // CHAP off: accounts deleted, login without credentials works.
         await _engine.EnsureExportAsync(spec with { Chap = null }, Run.Timeout());
         Assert.DoesNotContain(await _tgtd.AccountsAsync(), a => a.Contains(key, StringComparison.Ordinal));
-        Assert.True((await new Initiator(AllowedIqn).LoginAsync(_tgtd.Portal, iqn, 1)).Ok);
+        Assert.True((await new IscsiInitiator(AllowedIqn).LoginAsync(_tgtd.Portal, iqn, 1)).Ok);
     }
 
     [Fact]
@@ -158,7 +158,7 @@ public sealed class TgtEngineTests : IAsyncLifetime
         var key = Key();
         var spec = Spec(key, NewFile(key), new InitiatorAccess(AllowedIqn, false), new InitiatorAccess(OtherIqn, false));
         await _engine.EnsureExportAsync(spec, Run.Timeout());
-        await using var session = new Initiator(AllowedIqn).Session(_tgtd.Portal, spec.TargetIqn, 1, _scratch);
+        await using var session = new IscsiInitiator(AllowedIqn).Session(_tgtd.Portal, spec.TargetIqn, 1, _scratch);
         await Run.EventuallyAsync(async () => (await _tgtd.ShowAsync()).Contains("Initiator: " + AllowedIqn, StringComparison.Ordinal), "the qemu-io session logging in");
         var sessions = await _engine.ListSessionsAsync(Run.Timeout());
         Assert.Contains(sessions, s => s.Key == key && s.InitiatorIqn == AllowedIqn);
@@ -169,8 +169,8 @@ public sealed class TgtEngineTests : IAsyncLifetime
         // libiscsi reconnects on its own; it must not get back in.
         await Task.Delay(1500);
         Assert.DoesNotContain("Initiator: " + AllowedIqn, await _tgtd.ShowAsync());
-        Assert.False((await new Initiator(AllowedIqn).LoginAsync(_tgtd.Portal, spec.TargetIqn, 1)).Ok);
-        Assert.True((await new Initiator(OtherIqn).LoginAsync(_tgtd.Portal, spec.TargetIqn, 1)).Ok);
+        Assert.False((await new IscsiInitiator(AllowedIqn).LoginAsync(_tgtd.Portal, spec.TargetIqn, 1)).Ok);
+        Assert.True((await new IscsiInitiator(OtherIqn).LoginAsync(_tgtd.Portal, spec.TargetIqn, 1)).Ok);
     }
 
     [Fact]
@@ -179,7 +179,7 @@ public sealed class TgtEngineTests : IAsyncLifetime
         var key = Key();
         var spec = Spec(key, NewFile(key), new InitiatorAccess(AllowedIqn, false));
         await _engine.EnsureExportAsync(spec, Run.Timeout());
-        var initiator = new Initiator(AllowedIqn);
+        var initiator = new IscsiInitiator(AllowedIqn);
         await using var session = initiator.Session(_tgtd.Portal, spec.TargetIqn, 1, _scratch);
         await Run.EventuallyAsync(async () => (await _tgtd.ShowAsync()).Contains("Initiator: " + AllowedIqn, StringComparison.Ordinal), "the session logging in");
         var before = SessionIds(await _tgtd.ShowAsync());
@@ -217,7 +217,7 @@ public sealed class TgtEngineTests : IAsyncLifetime
         foreach (var spec in specs)
         {
             await _engine.EnsureExportAsync(spec, Run.Timeout());
-            var io = await new Initiator(AllowedIqn, spec.Chap!.User, spec.Chap.Secret).QemuIoAsync(_tgtd.Portal, spec.TargetIqn, 1, _scratch, "write -P 0x77 0 65536");
+            var io = await new IscsiInitiator(AllowedIqn, spec.Chap!.User, spec.Chap.Secret).QemuIoAsync(_tgtd.Portal, spec.TargetIqn, 1, _scratch, "write -P 0x77 0 65536");
             Assert.True(io.ExitCode == 0, io.All);
         }
 
@@ -232,12 +232,12 @@ public sealed class TgtEngineTests : IAsyncLifetime
 
         foreach (var spec in specs)
         {
-            var initiator = new Initiator(AllowedIqn, spec.Chap!.User, spec.Chap.Secret);
+            var initiator = new IscsiInitiator(AllowedIqn, spec.Chap!.User, spec.Chap.Secret);
             Assert.Equal(spec.Serial, (await initiator.SerialAsync(_tgtd.Portal, spec.TargetIqn, 1)).Serial);
             var io = await initiator.QemuIoAsync(_tgtd.Portal, spec.TargetIqn, 1, _scratch, "read -P 0x77 0 65536");
             Assert.True(io.ExitCode == 0 && !io.All.Contains("Pattern verification failed", StringComparison.Ordinal), io.All);
-            Assert.False((await new Initiator(OtherIqn, spec.Chap.User, spec.Chap.Secret).LoginAsync(_tgtd.Portal, spec.TargetIqn, 1)).Ok);
-            Assert.False((await new Initiator(AllowedIqn).LoginAsync(_tgtd.Portal, spec.TargetIqn, 1)).Ok, "CHAP must be required again after the restore");
+            Assert.False((await new IscsiInitiator(OtherIqn, spec.Chap.User, spec.Chap.Secret).LoginAsync(_tgtd.Portal, spec.TargetIqn, 1)).Ok);
+            Assert.False((await new IscsiInitiator(AllowedIqn).LoginAsync(_tgtd.Portal, spec.TargetIqn, 1)).Ok, "CHAP must be required again after the restore");
         }
 
         // A second pass finds nothing to do.
@@ -291,7 +291,7 @@ public sealed class TgtEngineTests : IAsyncLifetime
             Chap = new ChapSpec(_names.TgtIncomingAccount(key), "initiator-secret-1", _names.TgtOutgoingAccount(key), "target-secret-22"),
         };
         await _engine.EnsureExportAsync(spec, Run.Timeout());
-        await using var session = new Initiator(AllowedIqn, spec.Chap!.User, spec.Chap.Secret).Session(_tgtd.Portal, spec.TargetIqn, 1, _scratch);
+        await using var session = new IscsiInitiator(AllowedIqn, spec.Chap!.User, spec.Chap.Secret).Session(_tgtd.Portal, spec.TargetIqn, 1, _scratch);
         await Run.EventuallyAsync(async () => (await _tgtd.ShowAsync()).Contains("Initiator: " + AllowedIqn, StringComparison.Ordinal), "the session logging in");
 
         await _engine.RemoveExportAsync(key, Run.Timeout());
@@ -311,8 +311,8 @@ public sealed class TgtEngineTests : IAsyncLifetime
         Assert.Contains("Backing store flags: sync", show);
         Assert.Contains("Thin-provisioning: Yes", show);
         Assert.Contains("Readonly: Yes", show);
-        Assert.Equal((Size, 4096), await new Initiator(AllowedIqn).CapacityAsync(_tgtd.Portal, spec.TargetIqn, 1));
-        var write = await new Initiator(AllowedIqn).QemuIoAsync(_tgtd.Portal, spec.TargetIqn, 1, _scratch, "write -P 0x1 0 4096");
+        Assert.Equal((Size, 4096), await new IscsiInitiator(AllowedIqn).CapacityAsync(_tgtd.Portal, spec.TargetIqn, 1));
+        var write = await new IscsiInitiator(AllowedIqn).QemuIoAsync(_tgtd.Portal, spec.TargetIqn, 1, _scratch, "write -P 0x1 0 4096");
         Assert.True(write.ExitCode != 0 || write.All.Contains("error", StringComparison.OrdinalIgnoreCase), write.All);
 
         // Write-back: the LUN is re-created without O_SYNC (flags are fixed at creation).
@@ -346,7 +346,7 @@ public sealed class TgtEngineTests : IAsyncLifetime
             Assert.Contains(idle.Portal, portals);
             var key = Key();
             await starting.EnsureExportAsync(Spec(key, NewFile(key), new InitiatorAccess(AllowedIqn, false)) with { Portals = [idle.Portal] }, Run.Timeout());
-            Assert.True((await new Initiator(AllowedIqn).LoginAsync(idle.Portal, _names.TargetIqn(key), 1)).Ok);
+            Assert.True((await new IscsiInitiator(AllowedIqn).LoginAsync(idle.Portal, _names.TargetIqn(key), 1)).Ok);
         }
         Assert.False(await idle.AnswersAsync());
     }

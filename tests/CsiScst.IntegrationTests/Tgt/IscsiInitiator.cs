@@ -1,7 +1,7 @@
 namespace CsiScst.IntegrationTests.Tgt;
 
 /// <summary>A real iSCSI initiator in user space: libiscsi's tools and qemu's iscsi block driver (no kernel needed).</summary>
-internal sealed record Initiator(string Name, string? User = null, string? Secret = null, string? MutualUser = null, string? MutualSecret = null)
+internal sealed record IscsiInitiator(string Name, string? User = null, string? Secret = null, string? MutualUser = null, string? MutualSecret = null)
 {
     private Dictionary<string, string> Env()
     {
