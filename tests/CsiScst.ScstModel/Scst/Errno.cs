@@ -16,5 +16,6 @@ internal static class Errno
     public const int EINVAL = 22;
     public const int ERANGE = 34;
     public const int EBADSLT = 57;
+    public const int EOVERFLOW = 75;
     public const int EMEDIUMTYPE = 124;
 }

@@ -189,7 +189,7 @@ internal sealed partial class ScstSysfsTree
                 {
                     if (!GenerateRelTgtId(out ushort id))
                     {
-                        return Errno.EBADSLT;
+                        return Errno.EOVERFLOW;
                     }
 
                     t.RelTgtId = id;
@@ -225,7 +225,8 @@ internal sealed partial class ScstSysfsTree
 
             // The copy manager has no is_target_enabled(): SCST treats it as always enabled.
             bool enabled = !t.Driver.IsIscsi || t.Enabled;
-            if (enabled && id != t.RelTgtId && !IsRelTgtIdUnique(id, t))
+            // The id goes to the uniqueness check as a uint16_t, so it is truncated there.
+            if (enabled && id != t.RelTgtId && !IsRelTgtIdUnique((ushort)id, t))
             {
                 Log.Error("scst", $"Relative port id {(ushort)id} is not unique");
                 return Errno.EBADSLT;
@@ -242,7 +243,12 @@ internal sealed partial class ScstSysfsTree
         });
     }
 
-    private bool IsRelTgtIdUnique(ulong id, ScstTarget? except) => !S.AllTargets.Any(x => x != except && x.RelTgtId == id);
+    /// <summary>
+    /// scst_is_relative_target_port_id_unique: compared with every other target that is enabled; a target
+    /// without is_target_enabled() (the copy manager) always counts.
+    /// </summary>
+    private bool IsRelTgtIdUnique(ulong id, ScstTarget? except) =>
+        !S.AllTargets.Any(x => x != except && (!x.Driver.IsIscsi || x.Enabled) && x.RelTgtId == id);
 
     /// <summary>gen_relative_target_port_id: from a cursor that continues where it last stopped.</summary>
     private bool GenerateRelTgtId(out ushort id)
