@@ -426,6 +426,13 @@ public sealed class ScstEngine : ITargetEngine
             }
 
             string? t10DevId, usn;
+            if (device is { Active: false })
+            {
+                // Someone closed the backing storage (active=0): the LUN would fail every command.
+                await _sysfs.WriteAsync(ScstPaths.DeviceAttribute(name, "active"), ScstCommand.Of("1"), cancellationToken).ConfigureAwait(false);
+                changes.Device(name);
+                _logger.LogInformation("Re-opened the backing storage of SCST device {Device}", name);
+            }
             if (device is null)
             {
                 var command = ScstCommand.Of(
@@ -561,7 +568,7 @@ public sealed class ScstEngine : ITargetEngine
         }
 
         // Sessions of initiators that no longer have access (however they got in) are closed at once.
-        var allowed = resolved.Access.Select(a => a.Initiator).ToHashSet(StringComparer.Ordinal);
+        var allowed = resolved.Access.Select(a => a.Initiator).ToHashSet(StringComparer.OrdinalIgnoreCase);
         var unwanted = target.Sessions.Select(ScstPaths.InitiatorOfSession).Where(i => !allowed.Contains(i)).Distinct(StringComparer.Ordinal).ToList();
         await CloseSessionsAsync(iqn, unwanted, target.Sessions, closed, cancellationToken).ConfigureAwait(false);
 
@@ -831,7 +838,8 @@ public sealed class ScstEngine : ITargetEngine
         {
             return;
         }
-        var names = initiators.ToHashSet(StringComparer.Ordinal);
+        // SCST matches initiator names case-insensitively, so a session of "IQN…:Host" is bound by "iqn…:host".
+        var names = initiators.ToHashSet(StringComparer.OrdinalIgnoreCase);
         foreach (var session in sessions ?? _sysfs.ListDirectories(ScstPaths.Sessions(iqn)).ToList())
         {
             if (!names.Contains(ScstPaths.InitiatorOfSession(session)) || (closed is not null && !closed.Add(session)))

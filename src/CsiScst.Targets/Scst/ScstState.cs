@@ -66,6 +66,8 @@ internal sealed record ScstDeviceState
     public string? T10DevId { get; init; }
     public string? Usn { get; init; }
     public long? SizeBytes { get; init; }
+    /// <summary>Whether the backing storage is open (<c>active</c>); a closed device serves no I/O.</summary>
+    public bool? Active { get; init; }
 }
 
 internal sealed record ScstLun(int Number, string? Device, bool ReadOnly);

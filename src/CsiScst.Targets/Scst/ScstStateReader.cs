@@ -47,6 +47,7 @@ internal sealed partial class ScstStateReader(ScstSysfs sysfs)
             T10DevId = await Line("t10_dev_id").ConfigureAwait(false),
             Usn = await Line("usn").ConfigureAwait(false),
             SizeBytes = ParseLong(await Line("size").ConfigureAwait(false)),
+            Active = ParseBool(await Line("active").ConfigureAwait(false)),
         };
     }
 
