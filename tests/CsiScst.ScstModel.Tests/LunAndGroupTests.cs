@@ -136,6 +136,10 @@ public sealed class LunAndGroupTests : ModelTest
         Assert.Equal(Sys.EINVAL, M.W($"{ini}/mgmt", $"move {ModelHarness.Initiator} g2\n"));
         Assert.Equal(Sys.EINVAL, M.W($"{M.T()}/ini_groups/g2/initiators/mgmt", $"move {ModelHarness.Initiator} nogroup\n"));
 
+        // Moving into a group that already has the name is EEXIST.
+        M.Ok($"{ini}/mgmt", $"add {ModelHarness.Initiator}\n");
+        Assert.Equal(Sys.EEXIST, M.W($"{ini}/mgmt", $"move {ModelHarness.Initiator} g2\n"));
+
         M.Ok($"{M.T()}/ini_groups/g2/initiators/mgmt", "add iqn.x\n");
         M.Ok($"{M.T()}/ini_groups/g2/initiators/mgmt", "clear\n");
         Assert.Single(Directory.GetFiles(M.P($"{M.T()}/ini_groups/g2/initiators")));

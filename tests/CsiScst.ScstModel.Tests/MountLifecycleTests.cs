@@ -30,6 +30,7 @@ public sealed class MountLifecycleTests
     [Fact]
     public async Task Dispose_unmounts()
     {
+        // Harness contract: ScstModelMount.Dispose leaves no mount behind.
         ModelHarness m = await ModelHarness.StartAsync();
         Assert.True(Mounted(m.Dir));
         Assert.Equal("3.11.0-pre\n", m.R("version"));
@@ -86,6 +87,7 @@ public sealed class MountLifecycleTests
     [Fact]
     public async Task A_stale_mount_of_a_crashed_model_process_is_replaced()
     {
+        // Harness contract (not an interfaces.md behaviour): a model killed in an earlier run must not block the next one.
         string dir = ModelHarness.NewMountDir();
         using (Process crashed = StartConsole(dir))
         {
@@ -96,14 +98,20 @@ public sealed class MountLifecycleTests
         Assert.True(Mounted(dir));
         Assert.Equal(Sys.ENOTCONN, Sys.Read(Path.Combine(dir, "scst_tgt/version"), out _));
 
-        await using ScstModelMount mount = await ScstModelMount.StartAsync(dir);
-        Assert.Equal(0, Sys.Read(Path.Combine(mount.SysfsRoot, "version"), out string version));
-        Assert.Equal("3.11.0-pre\n", version);
+        await using (ScstModelMount mount = await ScstModelMount.StartAsync(dir))
+        {
+            Assert.Equal(0, Sys.Read(Path.Combine(mount.SysfsRoot, "version"), out string version));
+            Assert.Equal("3.11.0-pre\n", version);
+        }
+
+        Assert.False(Mounted(dir));
+        Directory.Delete(dir);
     }
 
     [Fact]
     public void The_console_entry_point_mounts_until_SIGTERM()
     {
+        // Harness contract: "dotnet CsiScst.ScstModel.dll --mount DIR" serves until SIGTERM, then unmounts.
         string dir = ModelHarness.NewMountDir();
         using Process model = StartConsole(dir, "--work-ms", "0", "--wait-ms", "1000", "--no-iscsi-scstd");
         Assert.Equal(0, Sys.Read(Path.Combine(dir, ".model/wait_ms"), out string wait));

@@ -87,9 +87,11 @@ public sealed class SessionTests : ModelTest
         M.Export("d1");
         M.Ok($"{M.T()}/enabled", "0\n");
         Assert.Equal(Sys.EACCES, M.Login());
+        Assert.Contains($"Connect from {Ini} to disabled target {ModelHarness.Target} refused", M.Dmesg);
         M.Ok($"{M.T()}/enabled", "1\n");
         M.Ok("targets/iscsi/enabled", "0\n");
         Assert.Equal(Sys.EACCES, M.Login());
+        Assert.Contains($"Connect from {Ini} to disabled iSCSI-SCST refused", M.Dmesg);
     }
 
     [Fact]

@@ -314,8 +314,9 @@ internal sealed class FuseServer : IDisposable
             return;
         }
 
+        uint agreed = Math.Min(minor, FuseProtocol.OurMinor);
         w.U32(FuseProtocol.KernelMajor);
-        w.U32(Math.Min(minor, FuseProtocol.OurMinor));
+        w.U32(agreed);
         w.U32(maxReadahead);
         w.U32(kernelFlags & (FuseProtocol.AtomicOTrunc | FuseProtocol.BigWrites));
         w.U16(16);              // max_background
@@ -323,7 +324,9 @@ internal sealed class FuseServer : IDisposable
         w.U32(MaxWrite);
         w.U32(1);               // time_gran
         w.Zeros(64 - w.Length); // max_pages, map_alignment, flags2, unused
-        Reply(h.Unique, 0, payload);
+
+        // Kernels before 7.23 take the 24-byte reply of that time.
+        Reply(h.Unique, 0, agreed < 23 ? payload[..24] : payload);
         _initDone.Set();
     }
 

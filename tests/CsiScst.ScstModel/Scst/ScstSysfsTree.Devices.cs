@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using CsiScst.ScstModel.Scst.Devices;
 using CsiScst.ScstModel.Vfs;
 
@@ -9,7 +10,7 @@ internal sealed partial class ScstSysfsTree
     private const string Src = "dev_vdisk";
 
     /// <summary>Maximum lengths of the identity strings. UNCONFIRMED: the INQUIRY field sizes, not read in scst_vdisk.c.</summary>
-    private static readonly (string Name, int Max)[] IdentityAttrs =
+    private static readonly ImmutableArray<(string Name, int Max)> IdentityAttrs =
     [
         ("eui64_id", 32), ("naa_id", 32), ("prod_id", 16), ("t10_vend_id", 8), ("vend_specific_id", 128),
         ("prod_rev_lvl", 4), ("inq_vend_specific", 128), ("scsi_device_name", 256),

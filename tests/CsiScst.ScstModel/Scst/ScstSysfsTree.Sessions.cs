@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using CsiScst.ScstModel.Scst.Targets;
 using CsiScst.ScstModel.Vfs;
 
@@ -6,7 +7,7 @@ namespace CsiScst.ScstModel.Scst;
 /// <summary>targets/iscsi/TGT/sessions/&lt;initiator&gt;[_N]/ (interfaces.md A.2, A.6).</summary>
 internal sealed partial class ScstSysfsTree
 {
-    private static readonly string[] IoCounters =
+    private static readonly ImmutableArray<string> IoCounters =
     [
         "unknown_cmd_count", "write_cmd_count", "write_io_count_kb", "read_cmd_count",
         "read_io_count_kb", "bidi_cmd_count", "bidi_io_count_kb", "none_cmd_count",

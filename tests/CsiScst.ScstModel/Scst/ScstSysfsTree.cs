@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Globalization;
 using CsiScst.ScstModel.Scst.Devices;
 using CsiScst.ScstModel.Vfs;
@@ -165,7 +166,7 @@ internal sealed partial class ScstSysfsTree(ScstSystem model)
         return StoreResult.Ok;
     }
 
-    private static readonly string[] TraceTokens =
+    private static readonly ImmutableArray<string> TraceTokens =
     [
         "out_of_mem", "minor", "sg", "mem", "buff", "entryexit", "pid", "line", "function", "debug", "special",
         "scsi", "mgmt", "mgmt_dbg", "flow_control", "pr", "retry", "scsi_serializing", "data_send", "data_received", "block",

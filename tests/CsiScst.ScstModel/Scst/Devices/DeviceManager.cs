@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Globalization;
 using System.Numerics;
 using CsiScst.ScstModel.Scst.Targets;
@@ -17,7 +18,7 @@ internal sealed class DeviceManager(ScstSystem model)
     private const string Src = "dev_vdisk";
 
     /// <summary>Names a device cannot take: they would collide with the handler directory's own files.</summary>
-    private static readonly string[] HandlerDirFiles = ["mgmt", "type", "trace_level"];
+    private static readonly ImmutableArray<string> HandlerDirFiles = ["mgmt", "type", "trace_level"];
 
     private ScstState S => model.State;
 
@@ -145,7 +146,7 @@ internal sealed class DeviceManager(ScstSystem model)
             dev.Size = size;
         }
 
-        if (Array.Exists(HandlerDirFiles, f => f == name))
+        if (HandlerDirFiles.Contains(name))
         {
             Log.Error("scst", $"Can't create handler link for dev {name}");
             return Errno.EEXIST;

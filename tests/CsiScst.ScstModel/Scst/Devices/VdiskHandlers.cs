@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Collections.Frozen;
 
 namespace CsiScst.ScstModel.Scst.Devices;
@@ -8,20 +9,20 @@ namespace CsiScst.ScstModel.Scst.Devices;
 /// </summary>
 internal static class VdiskHandlers
 {
-    private static readonly string[] Common =
+    private static readonly ImmutableArray<string> Common =
     [
         "blocksize", "read_only", "rotational", "removable", "tst", "t10_dev_id",
         "cluster_mode", "numa_node_id", "dif_mode", "dif_type", "dif_static_app_tag",
     ];
 
-    private static readonly string[] FileBacked =
+    private static readonly ImmutableArray<string> FileBacked =
     [
         "filename", "write_through", "nv_cache", "thin_provisioned", "active", "bind_alua_state", "dif_filename",
     ];
 
-    private static readonly string[] FileIoOnly = ["o_direct", "async"];
+    private static readonly ImmutableArray<string> FileIoOnly = ["o_direct", "async"];
 
-    private static readonly string[] NullIoOnly = ["size", "size_mb", "dummy"];
+    private static readonly ImmutableArray<string> NullIoOnly = ["size", "size_mb", "dummy"];
 
     /// <summary>
     /// Every name the shared parameter parser understands. vdisk_fileio passes no list, so it takes any of

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Globalization;
 using System.Net;
 using CsiScst.ScstModel.Vfs;
@@ -20,7 +21,7 @@ internal sealed class IscsiDaemon(ScstSystem model)
     private const string Daemon = "iscsi-scstd";
 
     /// <summary>Files of targets/iscsi/ that a target name would collide with.</summary>
-    private static readonly string[] DriverDirFiles = ["mgmt", "enabled", "open_state", "version", "trace_level", "iSNSServer"];
+    private static readonly ImmutableArray<string> DriverDirFiles = ["mgmt", "enabled", "open_state", "version", "trace_level", "iSNSServer"];
 
     private ScstState S => model.State;
 
@@ -133,7 +134,7 @@ internal sealed class IscsiDaemon(ScstSystem model)
             return Errno.EEXIST;
         }
 
-        if (Array.Exists(DriverDirFiles, f => f == name) || S.Daemon!.IncomingUsers.Concat(S.Daemon.OutgoingUsers).Any(a => a.SysfsName == name))
+        if (DriverDirFiles.Contains(name) || S.Daemon!.IncomingUsers.Concat(S.Daemon.OutgoingUsers).Any(a => a.SysfsName == name))
         {
             Log.Error("scst", $"Can't add tgt {name} to sysfs");
             return Errno.EEXIST;

@@ -68,9 +68,16 @@ internal sealed class SessionManager(ScstSystem model)
             return Errno.EACCES;
         }
 
-        if (!daemon.Enabled || !target.Enabled)
+        // usr/iscsid.c, login of a normal session: the driver switch first, then the target's.
+        if (!daemon.Enabled)
         {
-            Log.Error("iscsi-scstd", $"{refusal}: target not found (02/03): {(daemon.Enabled ? "the target" : "the iscsi driver")} is not enabled");
+            Log.Info("iscsi-scstd", $"Connect from {initiator} to disabled iSCSI-SCST refused");
+            return Errno.EACCES;
+        }
+
+        if (!target.Enabled)
+        {
+            Log.Info("iscsi-scstd", $"Connect from {initiator} to disabled target {targetName} refused");
             return Errno.EACCES;
         }
 
