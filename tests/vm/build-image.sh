@@ -137,7 +137,8 @@ chmod 0755 "$rootfs/usr/local/sbin/csi-scst-run"
 
 echo csi-vm > "$rootfs/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tcsi-vm\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$rootfs/etc/hosts"
-printf '/dev/vda\t/\text4\trw,errors=remount-ro\t0\t1\n' > "$rootfs/etc/fstab"
+# By label: the disk order seen by the guest is run-vm.sh's business, not the image's.
+printf 'LABEL=csi-vm-root\t/\text4\trw,errors=remount-ro\t0\t1\n' > "$rootfs/etc/fstab"
 # Fixed initiator name so captures and scenarios are reproducible. iscsid.conf stays as shipped.
 echo "InitiatorName=iqn.1993-08.org.debian:01:csi-scst-vm" > "$rootfs/etc/iscsi/initiatorname.iscsi"
 chmod 0600 "$rootfs/etc/iscsi/initiatorname.iscsi"
@@ -158,7 +159,9 @@ in_root systemctl mask tgt.service ceph-crash.service >/dev/null 2>&1 || true
 
 # Kernel and initrd for -kernel/-initrd.
 kver=$(in_root dpkg-query -W -f='${Depends}' linux-image-amd64 | grep -o 'linux-image-[0-9][^ ,]*' | head -n1 | sed 's/^linux-image-//')
-[ -n "$kver" ] && [ -f "$rootfs/boot/vmlinuz-$kver" ] || die "kernel not found in the image (kver='$kver')"
+if [ -z "$kver" ] || [ ! -f "$rootfs/boot/vmlinuz-$kver" ]; then
+    die "kernel not found in the image (kver='$kver')"
+fi
 [ -f "$rootfs/boot/initrd.img-$kver" ] || in_root update-initramfs -c -k "$kver" >/dev/null
 cp "$rootfs/boot/vmlinuz-$kver" "$work/vmlinuz"
 cp "$rootfs/boot/initrd.img-$kver" "$work/initrd.img"
