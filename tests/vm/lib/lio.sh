@@ -66,8 +66,10 @@ lio_acl() {
     ln -s "$tpg/lun/lun_0" "$tpg/acls/$ini/lun_0/lun0"
     echo 0 > "$tpg/acls/$ini/lun_0/write_protect"
     if [ -n "$user" ]; then
-        echo "$user" > "$tpg/acls/$ini/auth/userid"
-        echo "$pass" > "$tpg/acls/$ini/auth/password"
+        # No trailing newline: on 6.1 LIO keeps it as part of the value ("CHAP_N values do not
+        # match!" in dmesg, iscsiadm exit 24), unlike wwn/vpd_unit_serial which strips it.
+        printf '%s' "$user" > "$tpg/acls/$ini/auth/userid"
+        printf '%s' "$pass" > "$tpg/acls/$ini/auth/password"
     fi
 }
 
