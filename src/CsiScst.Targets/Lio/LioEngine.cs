@@ -346,6 +346,11 @@ public sealed partial class LioEngine : ITargetEngine
     {
         var changes = new Changes();
         var iqn = spec.TargetIqn;
+        if (!_fs.DirectoryExists(_layout.Iscsi))
+        {
+            // Gone with a wipe of the fabric (rmdir iscsi, module reload); the kernel reloads the module for it.
+            Mkdir(_layout.Iscsi, changes);
+        }
         var backstore = EnsureBackstore(spec, inventory, changes);
         cancellationToken.ThrowIfCancellationRequested();
 

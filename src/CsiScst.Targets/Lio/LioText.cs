@@ -87,7 +87,7 @@ public static partial class LioText
     public static long? ParseLong(string text) =>
         long.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value) ? value : null;
 
-    [GeneratedRegex(@"Size:\s+(\d+)")]
+    [GeneratedRegex(@"\bSize:\s+(\d+)")]
     private static partial Regex SizeRegex();
 
     [GeneratedRegex(@"Mode:\s+(\S+)")]
