@@ -66,6 +66,8 @@ serial_is() {   # BYPATH SERIAL
     [ "$got" = "$2" ]
 }
 session_state() { iscsiadm -m session -P 1 2>/dev/null | sed -n 's/^[[:space:]]*iSCSI Session State: //p' | head -n1; }
+# Real configfs text for the unit tests' parsers (copied to tests/CsiScst.Tests/Lio/Fixtures/).
+capture() { mkdir -p "$CSI_SCST_RESULTS/captures"; cat "$2" > "$CSI_SCST_RESULTS/captures/$1"; }
 size_is() { [ "$(blockdev --getsize64 "$1")" = "$2" ]; }
 ro_is() { [ "$(blockdev --getro "$1")" = "$2" ]; }
 logged_in() { [ "$(session_state)" = LOGGED_IN ]; }
@@ -124,6 +126,10 @@ sessions_and_stats() {
     local written; written=$(sed -n "s/^$blk_key .*written_bytes=\([0-9]*\).*/\1/p" "$work/stats")
     [ "$written" -ge $((8 << 20)) ]
     cat "$(tpg "$blk_iqn")/acls/$ini/info"
+    capture acl-info-session.txt "$(tpg "$blk_iqn")/acls/$ini/info"
+    capture iblock-info.txt "$(lio_backstore_dir "$blk_dev")/info"
+    capture vpd_unit_serial.txt "$(lio_backstore_dir "$blk_dev")/wwn/vpd_unit_serial"
+    local s; for s in in_cmds read_mbytes write_mbytes; do capture "scsi_tgt_port-$s.txt" "$(tpg "$blk_iqn")/lun/lun_0/statistics/scsi_tgt_port/$s"; done
 }
 
 read_only() {
@@ -154,6 +160,7 @@ chap_on() {
     [ "$(cat "$t/attrib/authentication")" = 1 ]
     [ "$(cat "$t/acls/$ini/auth/userid")" = user-vm ]
     [ "$(cat "$t/acls/$ini/auth/userid_mutual")" = target-vm ]
+    capture acl-info-no-session.txt "$t/acls/$ini/info"
     drv list | grep -F "$blk_key" | grep -q 'chap=True'
 }
 chap_refused_without_credentials() {
@@ -221,6 +228,7 @@ export_file() {
     truncate -s 32M "$file_img"
     drv ensure vol-file --file --backing "$file_img" --rw "$ini" --portal "$portal"
     grep -H . "$LIO_ROOT"/core/fileio_*/"$file_dev"/info
+    capture fileio-info.txt "$(lio_backstore_dir "$file_dev")/info"
     node_new "$file_iqn"
     login "$file_iqn" "$file_path"
     serial_is "$file_path" "$file_serial"
