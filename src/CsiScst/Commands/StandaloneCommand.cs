@@ -44,6 +44,9 @@ internal static class StandaloneCommand
 {
     public const string DefaultDataDirectory = "/var/lib/csi-scst";
 
+    /// <summary>tgtd control ports go up to 32767; 0 is the packaged tgt service's.</summary>
+    public const int DefaultTgtControlPort = 9821;
+
     public static Command Create()
     {
         var common = new CommonOptions("unix:///run/csi-scst/csi.sock");
@@ -116,8 +119,8 @@ internal sealed class StandaloneTargetOptions
 
     public Option<int> TgtControlPort { get; } = new("--tgt-control-port")
     {
-        Description = "tgtd control port.",
-        DefaultValueFactory = _ => 0,
+        Description = "Control port of the tgtd standalone starts (or adopts); not 0, so a packaged tgtd is left alone.",
+        DefaultValueFactory = _ => StandaloneCommand.DefaultTgtControlPort,
     };
 
     public Option<TimeSpan> ReconcileInterval { get; } = new("--reconcile-interval")
@@ -176,6 +179,7 @@ internal sealed class StandaloneTargetOptions
             Engine = new TargetEngineSelection
             {
                 Kind = kind,
+                Portals = portals,
                 Tgt = new TgtOptions { ControlPort = parse.GetValue(TgtControlPort), StartDaemon = true, Portals = portals },
             },
             EngineOptions = new EngineOptions

@@ -18,9 +18,9 @@ public sealed class TargetCommandTests
         async Task<RunResult> RunWith(Func<List<string>, List<string>> change) =>
             await Run.ToolAsync(EngineProcess.BinaryPath, change([.. args]), timeout: TimeSpan.FromMinutes(1));
 
-        var lio = await RunWith(a => Replace(a, "--engine", "lio"));
-        Assert.Equal(2, lio.ExitCode);
-        Assert.Contains("LIO engine", lio.Stderr);
+        var unknownEngine = await RunWith(a => Replace(a, "--engine", "iet"));
+        Assert.Equal(2, unknownEngine.ExitCode);
+        Assert.Contains("iet", unknownEngine.Stderr);
 
         var noPool = await RunWith(a => Remove(a, "--pool"));
         Assert.Equal(2, noPool.ExitCode);
