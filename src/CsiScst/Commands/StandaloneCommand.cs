@@ -44,8 +44,12 @@ internal static class StandaloneCommand
 {
     public const string DefaultDataDirectory = "/var/lib/csi-scst";
 
-    /// <summary>tgtd control ports go up to 32767; 0 is the packaged tgt service's.</summary>
-    public const int DefaultTgtControlPort = 9821;
+    /// <summary>
+    /// tgtd's default control port, so a running tgtd (the packaged service, or one an earlier run started) is
+    /// adopted rather than a second daemon started: two tgtds can bind the same portal (SO_REUSEPORT) and the
+    /// kernel would then split initiator connections between them. Only our prefixed objects are touched.
+    /// </summary>
+    public const int DefaultTgtControlPort = 0;
 
     public static Command Create()
     {
@@ -119,7 +123,7 @@ internal sealed class StandaloneTargetOptions
 
     public Option<int> TgtControlPort { get; } = new("--tgt-control-port")
     {
-        Description = "Control port of the tgtd standalone starts (or adopts); not 0, so a packaged tgtd is left alone.",
+        Description = "Control port of the tgtd standalone adopts, or starts when none answers there.",
         DefaultValueFactory = _ => StandaloneCommand.DefaultTgtControlPort,
     };
 
