@@ -219,9 +219,15 @@ public sealed class ControllerService : global::Csi.V1.Controller.ControllerBase
             return new CsiDeleteVolumeResponse();
         }
         var engine = await _engines.ForNodeAsync(id.TargetNode, ct).ConfigureAwait(false);
+        // A volume without CHAP has no generated Secret; one already gone may be a retry after a crash
+        // between the two steps below, so its Secret is looked for too.
+        var existing = await engine.GetVolumeAsync(id.Key, id.Pool, ct).ConfigureAwait(false);
         await engine.DeleteVolumeAsync(id.Key, id.Pool, ct).ConfigureAwait(false);
         _faults.Reach(ControllerFaults.DeleteAfterEngineDelete);
-        await _chap.DeleteGeneratedAsync(id.Key, ct).ConfigureAwait(false);
+        if (existing is null || existing.ChapEnabled)
+        {
+            await _chap.DeleteGeneratedAsync(id.Key, ct).ConfigureAwait(false);
+        }
         _logger.LogInformation("Volume {VolumeId} deleted", id);
         return new CsiDeleteVolumeResponse();
     }
