@@ -159,6 +159,9 @@ public sealed partial class StorageNode : IAsyncDisposable
             }
             _tgtd.Dispose();
             _tgtd = null;
+            // tgtd leaves its control socket and lock file behind.
+            File.Delete($"/var/run/tgtd/socket.{ControlPort}");
+            File.Delete($"/var/run/tgtd/socket.{ControlPort}.lock");
         }
         if (_filesystem is not null)
         {
