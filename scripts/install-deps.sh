@@ -10,7 +10,7 @@ profile=${1:-test}
 quickstart=(tgt libiscsi-bin qemu-utils qemu-block-extra)
 test=("${quickstart[@]}" open-iscsi lvm2 thin-provisioning-tools xfsprogs e2fsprogs btrfs-progs util-linux
       ceph-mon ceph-mgr ceph-osd ceph-common tgt-rbd
-      qemu-system-x86 debootstrap kmod cpio zstd unzip iproute2 procps psmisc curl ca-certificates)
+      qemu-system-x86 debootstrap kmod cpio zstd unzip iproute2 procps psmisc curl ca-certificates python3)
 
 case "$profile" in
   quickstart) wanted=("${quickstart[@]}") ;;
