@@ -1,4 +1,5 @@
 using CsiScst.Core.Health;
+using CsiScst.Targets.Scst;
 using CsiScst.Targets.Tgt;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -29,9 +30,7 @@ public static class TargetEngineFactory
     /// <summary>Null when <paramref name="kind"/> can run in this build; otherwise why not (said at start-up, before anything is touched).</summary>
     public static string? Unavailable(string kind) => kind switch
     {
-        Tgt => null,
-        // ---- SCST plugs in here: return null once src/CsiScst.Targets/Scst (branch scst) is merged.
-        Scst => "the SCST engine (--engine scst) is not part of this build yet; use --engine tgt",
+        Tgt or Scst => null,
         // ---- LIO plugs in here: return null once src/CsiScst.Targets/Lio is merged.
         Lio => "the LIO engine (--engine lio) is not part of this build yet; use --engine tgt",
         _ => $"unknown engine '{kind}'; expected {string.Join(", ", Kinds)}",
@@ -51,9 +50,13 @@ public static class TargetEngineFactory
                 services.AddSingleton<ITargetEngine>(sp => sp.GetRequiredService<TgtEngine>());
                 services.AddSingleton<IReadinessCheck, TargetEngineReadinessCheck>();
                 return services;
-            // ---- SCST plugs in here:
-            //   case Scst:
-            //       return services.AddScstEngine(o => { o.SysfsRoot = selection.ScstSysfsRoot; o.ConfigFile = selection.ScstConfigFile; });
+            case Scst:
+                // Registers its own readiness check.
+                return services.AddScstEngine(o =>
+                {
+                    o.SysfsRoot = selection.ScstSysfsRoot;
+                    o.ConfigFile = selection.ScstConfigFile;
+                });
             // ---- LIO plugs in here:
             //   case Lio:
             //       return services.AddLioEngine(o => o.ConfigfsRoot = selection.LioConfigfsRoot);
