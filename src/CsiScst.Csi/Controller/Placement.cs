@@ -15,6 +15,10 @@ public static class Placement
     public static EngineHandle Choose(EngineView view, string pool, TopologyRequirement? requirement, bool topology,
         Func<PoolInfo, long> sizeIn)
     {
+        if (view.Usable.Count == 0 && view.Unusable.Count == 0 && view.DiscoveryError is null)
+        {
+            throw StatusException.Unavailable("no target engine is known to this controller: configure --engine (static discovery) or start the target pods (kubernetes discovery)");
+        }
         var offering = view.Usable.Where(e => e.Pool(pool) is not null).ToArray();
         if (offering.Length == 0)
         {
