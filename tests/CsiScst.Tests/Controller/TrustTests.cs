@@ -98,9 +98,13 @@ public sealed class TrustTests : IAsyncLifetime
     {
         await using var harness = await ControllerHarness.StartAsync(_tls.Client, []);
         Assert.True((await harness.Identity.ProbeAsync(new ProbeRequest())).Ready);
-        var e = await Assert.ThrowsAsync<RpcException>(async () => await harness.Controller.CreateVolumeAsync(Create("node-a")));
+        var anywhere = Create("node-a");
+        anywhere.Parameters.Remove("targetNode");
+        var e = await Assert.ThrowsAsync<RpcException>(async () => await harness.Controller.CreateVolumeAsync(anywhere));
         Assert.Equal(StatusCode.Unavailable, e.StatusCode);
         Assert.Contains("--engine", e.Status.Detail);
+        var targeted = await Assert.ThrowsAsync<RpcException>(async () => await harness.Controller.CreateVolumeAsync(Create("node-a")));
+        Assert.Equal(StatusCode.Unavailable, targeted.StatusCode);
     }
 
     [Fact]
