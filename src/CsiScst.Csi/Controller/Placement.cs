@@ -27,7 +27,7 @@ public static class Placement
             {
                 var problems = string.Join("; ", new[] { view.DescribeProblems(), view.DiscoveryError ?? "" }.Where(p => p.Length > 0));
                 throw StatusException.Unavailable(
-                    $"no reachable target node offers pool '{pool}' (pools: {(pools.Length > 0 ? pools : "none")}); {problems}; retry when they are back");
+                    $"no reachable target node offers pool '{pool}' (pools: {(pools.Length > 0 ? pools : "none")}); {problems}");
             }
             throw StatusException.InvalidArgument(
                 $"no target node offers pool '{pool}' (pools: {(pools.Length > 0 ? pools : "no engine answers")}); fix the StorageClass parameter pool or the engines' --pool");
