@@ -4,6 +4,8 @@ using CsiScst.Core.Errors;
 using CsiScst.Core.Grpc;
 using CsiScst.Core.Tls;
 using CsiScst.Csi;
+using CsiScst.Csi.Controller;
+using CsiScst.Csi.Controller.Engines;
 using CsiScst.Engine;
 using CsiScst.Hosting;
 using CsiScst.Targets;
@@ -56,10 +58,12 @@ internal static class StandaloneCommand
         var common = new CommonOptions("unix:///run/csi-scst/csi.sock");
         var node = new NodeOptionSet();
         var target = new StandaloneTargetOptions();
+        var controller = new ControllerOptionSet();
         var command = new Command("standalone", "Run controller, node and target engine in one process on one machine (quick start, tests). The controller still reaches the engine through its gRPC API with mutual TLS.");
         common.AddTo(command);
         node.AddTo(command);
         target.AddTo(command);
+        controller.AddPolicyTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var settings = common.Bind(parse);
@@ -77,8 +81,13 @@ internal static class StandaloneCommand
             var plan = CsiPlans.Create("standalone", settings);
             var capabilities = new CsiCapabilities();
             var nodeInfo = node.Bind(parse);
-            // ---- controller wiring: point the controller at `engine` (engine.NodeId = engine.Endpoint, TLS from engine.ClientTls()).
-            plan.Services.Add(s => s.AddSingleton(engine).AddCsiController(capabilities).AddCsiNode(capabilities, nodeInfo));
+            // The controller reaches the local engine exactly as a cluster controller reaches a remote one: mTLS over TCP.
+            var setup = controller.Bind(parse, withDiscovery: false);
+            setup.Controller.DefaultPool ??= (parse.GetValue(target.Pools) ?? []).Select(p => PoolOptionsParser.Parse(p).Name).FirstOrDefault()
+                ?? StandaloneTargetOptions.DefaultPool;
+            setup.Controller.Tls = engine.ClientTls();
+            setup.StaticEngines.Add(new EngineEndpoint(engine.Endpoint, engine.NodeId, "standalone engine"));
+            plan.Services.Add(s => s.AddSingleton(engine).AddCsiScstController(capabilities, setup).AddCsiNode(capabilities, nodeInfo));
             plan.Endpoints.Add(app => app.MapCsiServices(controller: true, node: true));
             // The engine starts first: the controller dials it.
             return await RoleRunner.RunAsync([targetPlan, plan], ct).ConfigureAwait(false);
@@ -90,6 +99,9 @@ internal static class StandaloneCommand
 /// <summary>The target-engine flags of standalone, with one-machine defaults under --data-dir.</summary>
 internal sealed class StandaloneTargetOptions
 {
+    /// <summary>The pool standalone creates when no --pool is given (and the controller's default pool then).</summary>
+    public const string DefaultPool = "files";
+
     public Option<string> DataDirectory { get; } = new("--data-dir")
     {
         Description = "Everything standalone keeps: tls/ (generated certificates), state/ (desired state), volumes/ (the file pool).",
