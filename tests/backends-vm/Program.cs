@@ -2,6 +2,7 @@ using System.Diagnostics;
 using CsiScst.Backends;
 using CsiScst.Backends.Lvm;
 using CsiScst.Backends.Pools;
+using CsiScst.Backends.Rbd;
 using CsiScst.Core.Errors;
 using CsiScst.Core.Exec;
 using CsiScst.Core.Ids;
@@ -10,17 +11,25 @@ using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
-// csi-scst-backends-vm-check THIN_VG THIN_POOL THICK_VG
-// Runs the LVM backend through create, snapshot, clone, expand, in use, delete on a thin pool and a thick VG
-// made by the scenario (tests/backends-vm/lvm-backend.sh), checking data on the real devices. Prints one
-// PASS/FAIL line per check; exit code 0 only when all passed.
-if (args.Length != 3)
-{
-    Console.Error.WriteLine("usage: csi-scst-backends-vm-check THIN_VG THIN_POOL THICK_VG");
-    return 2;
-}
+// csi-scst-backends-vm-check lvm THIN_VG THIN_POOL THICK_VG | rbd CEPH_CONF POOL
+// lvm: runs the LVM backend through create, snapshot, clone, expand, in use, delete on a thin pool and a thick
+// VG made by tests/backends-vm/lvm-backend.sh, checking data on the real devices.
+// rbd: runs the RBD backend's krbd attach/detach (map, reuse after restart, busy, unmap) against the cluster
+// started by tests/backends-vm/rbd-backend.sh.
+// Prints one PASS/FAIL line per check; exit code 0 only when all passed.
 var check = new Checks();
-await new LvmChecks(args[0], args[1], args[2], check).RunAsync();
+switch (args)
+{
+    case ["lvm", var thinVg, var thinPool, var thickVg]:
+        await new LvmChecks(thinVg, thinPool, thickVg, check).RunAsync();
+        break;
+    case ["rbd", var conf, var pool]:
+        await new RbdChecks(conf, pool, check).RunAsync();
+        break;
+    default:
+        Console.Error.WriteLine("usage: csi-scst-backends-vm-check lvm THIN_VG THIN_POOL THICK_VG | rbd CEPH_CONF POOL");
+        return 2;
+}
 Console.WriteLine($"INFO {check.Passed} passed, {check.Failed} failed");
 return check.Failed == 0 ? 0 : 1;
 
@@ -48,6 +57,48 @@ internal sealed class Checks
 
 internal sealed class CheckFailed(string message) : Exception(message);
 
+internal static class LvmChecksShared
+{
+    public static void Expect(bool condition, string what)
+    {
+        if (!condition)
+        {
+            throw new CheckFailed(what);
+        }
+    }
+
+    public static async Task<StatusException> ExpectStatus(StatusCode code, Func<Task> action)
+    {
+        try
+        {
+            await action();
+        }
+        catch (StatusException e) when (e.Code == code)
+        {
+            Console.WriteLine($"    {code}: {e.Message}");
+            return e;
+        }
+        throw new CheckFailed($"expected {code}");
+    }
+
+    public static async Task WriteAsync(string device, long offset, byte value, int length = 1024 * 1024)
+    {
+        await using var stream = new FileStream(device, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+        stream.Seek(offset, SeekOrigin.Begin);
+        await stream.WriteAsync(Enumerable.Repeat(value, length).ToArray());
+        stream.Flush(flushToDisk: true);
+    }
+
+    public static async Task<bool> AllAsync(string device, long offset, byte value, int length = 1024 * 1024)
+    {
+        await using var stream = new FileStream(device, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        stream.Seek(offset, SeekOrigin.Begin);
+        var buffer = new byte[length];
+        await stream.ReadExactlyAsync(buffer);
+        return buffer.All(b => b == value);
+    }
+}
+
 internal sealed class LvmChecks(string thinVg, string thinPool, string thickVg, Checks check)
 {
     private const long MiB = 1024 * 1024;
@@ -65,45 +116,13 @@ internal sealed class LvmChecks(string thinVg, string thinPool, string thickVg, 
 
     private static string Key(int n) => n.ToString("x16");
 
-    private static void Expect(bool condition, string what)
-    {
-        if (!condition)
-        {
-            throw new CheckFailed(what);
-        }
-    }
+    private static void Expect(bool condition, string what) => LvmChecksShared.Expect(condition, what);
 
-    private static async Task<StatusException> ExpectStatus(StatusCode code, Func<Task> action)
-    {
-        try
-        {
-            await action();
-        }
-        catch (StatusException e) when (e.Code == code)
-        {
-            Console.WriteLine($"    {code}: {e.Message}");
-            return e;
-        }
-        throw new CheckFailed($"expected {code}");
-    }
+    private static Task<StatusException> ExpectStatus(StatusCode code, Func<Task> action) => LvmChecksShared.ExpectStatus(code, action);
 
-    private static async Task WriteAsync(string device, long offset, byte value, int length = (int)MiB)
-    {
-        await using var stream = new FileStream(device, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
-        stream.Seek(offset, SeekOrigin.Begin);
-        await stream.WriteAsync(Enumerable.Repeat(value, length).ToArray());
-        stream.Flush(flushToDisk: true);
-    }
+    private static Task WriteAsync(string device, long offset, byte value, int length = (int)MiB) => LvmChecksShared.WriteAsync(device, offset, value, length);
 
-    private static async Task<bool> AllAsync(string device, long offset, byte value, int length = (int)MiB)
-    {
-        // Read around the page cache: what the kernel's device holds now.
-        await using var stream = new FileStream(device, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        stream.Seek(offset, SeekOrigin.Begin);
-        var buffer = new byte[length];
-        await stream.ReadExactlyAsync(buffer);
-        return buffer.All(b => b == value);
-    }
+    private static Task<bool> AllAsync(string device, long offset, byte value, int length = (int)MiB) => LvmChecksShared.AllAsync(device, offset, value, length);
 
     private async Task<long> DeviceSizeAsync(string device) =>
         long.Parse((await _tools.RunAsync(new ToolCommand("blockdev", "--getsize64", device), Ct)).StandardOutput.Trim());
@@ -275,6 +294,66 @@ internal sealed class LvmChecks(string thinVg, string thinPool, string thickVg, 
                 await thick.DeleteVolumeAsync(volume.Key, Ct);
             }
             Expect((await thick.ListVolumesAsync(Ct)).Count == 0, "empty");
+        });
+    }
+}
+
+internal sealed class RbdChecks(string conf, string pool, Checks check)
+{
+    private const long MiB = 1024 * 1024;
+    private static readonly CancellationToken Ct = CancellationToken.None;
+    private readonly IToolRunner _tools = new ToolRunner(new DriverMetrics(), new ExternalTime(), NullLogger<ToolRunner>.Instance);
+
+    // A new backend object per step, as after an engine restart: nothing is remembered in memory.
+    private RbdBackend Backend() => new(new RbdPoolOptions { Name = "ceph", Pool = pool, Conf = conf, Flatten = FlattenPolicy.Never, Timeout = TimeSpan.FromSeconds(120) },
+        new ObjectNames("csi"), _tools, LoggerFactory.Create(_ => { }).CreateLogger<RbdBackend>());
+
+    private static string Key(int n) => n.ToString("x16");
+
+    private async Task<int> MappingsAsync(string key) =>
+        (await _tools.RunAsync(new ToolCommand("rbd", "-c", conf, "showmapped"), Ct)).StandardOutput.Split('\n').Count(l => l.Contains($"csi-csi-{key}", StringComparison.Ordinal));
+
+    public async Task RunAsync()
+    {
+        string? device = null;
+        await check.RunAsync("rbd: attach maps with krbd; a second attach reuses the mapping", async () =>
+        {
+            await Backend().CreateVolumeAsync(new CreateVolumeSpec(Key(1), 64 * MiB), Ct);
+            device = await Backend().AttachAsync(Key(1), Ct);
+            LvmChecksShared.Expect(device.StartsWith("/dev/rbd", StringComparison.Ordinal) && File.Exists(device), device);
+            LvmChecksShared.Expect(await Backend().AttachAsync(Key(1), Ct) == device, "same device after a restart");
+            LvmChecksShared.Expect(await MappingsAsync(Key(1)) == 1, "one mapping");
+        });
+
+        await check.RunAsync("rbd: data through the mapped device reaches snapshots and clones", async () =>
+        {
+            await LvmChecksShared.WriteAsync(device!, 0, 0x4d);
+            await Backend().CreateSnapshotAsync(Key(1), Key(0x51), Ct);
+            await Backend().CreateVolumeAsync(new CreateVolumeSpec(Key(2), 0, new FromSnapshotSource(Key(1), Key(0x51))), Ct);
+            var clone = await Backend().AttachAsync(Key(2), Ct);
+            LvmChecksShared.Expect(clone != device, "another device");
+            LvmChecksShared.Expect(await LvmChecksShared.AllAsync(clone, 0, 0x4d), "clone data");
+        });
+
+        await check.RunAsync("rbd: a mapped image is not deleted; an open device is not unmapped", async () =>
+        {
+            await LvmChecksShared.ExpectStatus(StatusCode.FailedPrecondition, () => Backend().DeleteVolumeAsync(Key(2), Ct));
+            await using (new FileStream(device!, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
+            {
+                await LvmChecksShared.ExpectStatus(StatusCode.FailedPrecondition, () => Backend().DetachAsync(Key(1), Ct));
+            }
+        });
+
+        await check.RunAsync("rbd: detach unmaps; detach again and delete succeed", async () =>
+        {
+            await Backend().DetachAsync(Key(1), Ct);
+            await Backend().DetachAsync(Key(2), Ct);
+            LvmChecksShared.Expect(await MappingsAsync(Key(1)) == 0 && await MappingsAsync(Key(2)) == 0, "no mapping left");
+            await Backend().DetachAsync(Key(1), Ct);
+            await Backend().DeleteVolumeAsync(Key(2), Ct);
+            await Backend().DeleteSnapshotAsync(Key(1), Key(0x51), Ct);
+            await Backend().DeleteVolumeAsync(Key(1), Ct);
+            LvmChecksShared.Expect((await Backend().ListVolumesAsync(Ct)).Count == 0, "no volume left");
         });
     }
 }

@@ -17,4 +17,4 @@ setup() {
     lvcreate -q -y --type thin-pool -n tp -L 512M thinvg
 }
 step "VGs: thinvg (thin pool tp, 512 MiB) and thickvg" setup
-step "LVM backend checks" csi-scst-backends-vm-check thinvg tp thickvg
+step "LVM backend checks" csi-scst-backends-vm-check lvm thinvg tp thickvg
