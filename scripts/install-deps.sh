@@ -14,7 +14,7 @@ test=("${quickstart[@]}" open-iscsi lvm2 thin-provisioning-tools xfsprogs e2fspr
 
 case "$profile" in
   quickstart) wanted=("${quickstart[@]}") ;;
-  test) wanted=("${test[@]}") ;;
+  test) wanted=("${test[@]}" jq) ;;
   *) echo "usage: $0 quickstart|test" >&2; exit 2 ;;
 esac
 
