@@ -79,12 +79,15 @@ public sealed class FileBackend : IStorageBackend
             await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
             // Writable and not full: create, flush and remove a small file.
             var probe = Path.Combine(_directory, $".{_names.VolumePrefix}probe{TempExtension}");
-            await using (var stream = new FileStream(probe, new FileStreamOptions { Mode = System.IO.FileMode.Create, Access = FileAccess.Write, UnixCreateMode = FileMode }))
+            using (_externalTime.Measure())
             {
-                await stream.WriteAsync(new byte[512], cancellationToken).ConfigureAwait(false);
-                stream.Flush(flushToDisk: true);
+                await using (var stream = new FileStream(probe, new FileStreamOptions { Mode = System.IO.FileMode.Create, Access = FileAccess.Write, UnixCreateMode = FileMode }))
+                {
+                    await stream.WriteAsync(new byte[512], cancellationToken).ConfigureAwait(false);
+                    stream.Flush(flushToDisk: true);
+                }
+                System.IO.File.Delete(probe);
             }
-            System.IO.File.Delete(probe);
             return BackendHealth.Healthy;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or StatusException)
@@ -150,7 +153,9 @@ public sealed class FileBackend : IStorageBackend
                 throw StatusException.InvalidArgument($"volume {spec.Key}: size {spec.SizeBytes} must be positive");
             }
             using (await ReserveAsync(size, what, cancellationToken).ConfigureAwait(false))
+            using (_externalTime.Measure())
             {
+                // fsync of the file and of the directory: the disk's time.
                 Guard(() => CreateSparse(temp, size));
                 Guard(() => Publish(temp, path));
             }
@@ -211,11 +216,14 @@ public sealed class FileBackend : IStorageBackend
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
         using var held = await _locks.AcquireAsync(VolumeLock(key), cancellationToken).ConfigureAwait(false);
         var path = VolumePath(key);
-        Guard(() =>
+        using (_externalTime.Measure())
         {
-            DeleteQuietly(TempPath(path));
-            AtomicFile.Delete(path);
-        });
+            Guard(() =>
+            {
+                DeleteQuietly(TempPath(path));
+                AtomicFile.Delete(path);
+            });
+        }
         _logger.LogInformation("Deleted volume {Key} from file pool {Pool}", key, PoolName);
     }
 
@@ -233,12 +241,15 @@ public sealed class FileBackend : IStorageBackend
         }
         using (await ReserveAsync(size - current.Size, $"expansion of volume {key} to {Sizes.Format(size)}", cancellationToken).ConfigureAwait(false))
         {
-            Guard(() =>
+            using (_externalTime.Measure())
             {
-                using var handle = System.IO.File.OpenHandle(path, System.IO.FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
-                RandomAccess.SetLength(handle, size);
-                FileNative.FSync(handle, path);
-            });
+                Guard(() =>
+                {
+                    using var handle = System.IO.File.OpenHandle(path, System.IO.FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+                    RandomAccess.SetLength(handle, size);
+                    FileNative.FSync(handle, path);
+                });
+            }
         }
         _logger.LogInformation("Expanded volume {Key} in file pool {Pool} from {OldBytes} to {Bytes} bytes", key, PoolName, current.Size, size);
         return new BackendVolume(key, size);
@@ -599,7 +610,10 @@ public sealed class FileBackend : IStorageBackend
 
     private async Task<IDisposable> ReserveAsync(long bytes, string what, CancellationToken cancellationToken)
     {
-        await _spaceGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        using (_externalTime.Measure())
+        {
+            await _spaceGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
         try
         {
             var space = Guard(ComputeSpace);

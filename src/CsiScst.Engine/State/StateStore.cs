@@ -2,6 +2,7 @@ using System.Text.Json;
 using CsiScst.Core.Errors;
 using CsiScst.Core.Files;
 using CsiScst.Core.Ids;
+using CsiScst.Core.Metrics;
 using Microsoft.Extensions.Logging;
 
 namespace CsiScst.Engine.State;
@@ -21,14 +22,17 @@ public sealed class StateStore
 
     private readonly ILogger<StateStore> _logger;
     private readonly TimeProvider _time;
+    // fsync waits (file, then directory) are the disk's time, not the driver's own.
+    private readonly ExternalTime _externalTime;
     private readonly Lock _gate = new();
     private readonly SortedIndex<VolumeRecord> _volumes = new();
     private readonly SortedIndex<SnapshotRecord> _snapshots = new();
     private readonly Dictionary<string, string> _quarantinedVolumes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _quarantinedSnapshots = new(StringComparer.Ordinal);
 
-    public StateStore(EngineOptions options, ILogger<StateStore> logger, TimeProvider? time = null)
+    public StateStore(EngineOptions options, ILogger<StateStore> logger, TimeProvider? time = null, ExternalTime? externalTime = null)
     {
+        _externalTime = externalTime ?? new ExternalTime();
         Directory = options.StateDirectory;
         VolumesDirectory = Path.Combine(options.StateDirectory, "volumes");
         SnapshotsDirectory = Path.Combine(options.StateDirectory, "snapshots");
@@ -144,7 +148,10 @@ public sealed class StateStore
             Updated = now,
         };
         var bytes = JsonSerializer.SerializeToUtf8Bytes(stamped, StateJsonContext.Default.VolumeRecord);
-        await AtomicFile.WriteAsync(VolumePath(record.Key), bytes, AtomicFile.OwnerOnly, cancellationToken).ConfigureAwait(false);
+        using (_externalTime.Measure())
+        {
+            await AtomicFile.WriteAsync(VolumePath(record.Key), bytes, AtomicFile.OwnerOnly, cancellationToken).ConfigureAwait(false);
+        }
         lock (_gate)
         {
             _volumes.Set(record.Key, stamped);
@@ -154,7 +161,10 @@ public sealed class StateStore
 
     public void DeleteVolume(string key)
     {
-        AtomicFile.Delete(VolumePath(key));
+        using (_externalTime.Measure())
+        {
+            AtomicFile.Delete(VolumePath(key));
+        }
         lock (_gate)
         {
             _volumes.Remove(key);
@@ -200,7 +210,10 @@ public sealed class StateStore
             Generation = (previous?.Generation ?? 0) + 1,
         };
         var bytes = JsonSerializer.SerializeToUtf8Bytes(stamped, StateJsonContext.Default.SnapshotRecord);
-        await AtomicFile.WriteAsync(SnapshotPath(record.SnapshotKey), bytes, AtomicFile.OwnerOnly, cancellationToken).ConfigureAwait(false);
+        using (_externalTime.Measure())
+        {
+            await AtomicFile.WriteAsync(SnapshotPath(record.SnapshotKey), bytes, AtomicFile.OwnerOnly, cancellationToken).ConfigureAwait(false);
+        }
         lock (_gate)
         {
             _snapshots.Set(record.SnapshotKey, stamped);
@@ -210,7 +223,10 @@ public sealed class StateStore
 
     public void DeleteSnapshot(string snapshotKey)
     {
-        AtomicFile.Delete(SnapshotPath(snapshotKey));
+        using (_externalTime.Measure())
+        {
+            AtomicFile.Delete(SnapshotPath(snapshotKey));
+        }
         lock (_gate)
         {
             _snapshots.Remove(snapshotKey);

@@ -1,3 +1,5 @@
+using CsiScst.Core.Metrics;
+
 namespace CsiScst.Engine.Volumes;
 
 /// <summary>
@@ -9,14 +11,22 @@ namespace CsiScst.Engine.Volumes;
 /// </summary>
 public sealed class OperationGate
 {
+    // Time spent waiting here (behind a reconcile, or for operations to drain) is not the driver's own work.
+    private readonly ExternalTime _externalTime;
     private readonly SemaphoreSlim _turnstile = new(1, 1);
     private readonly SemaphoreSlim _room = new(1, 1);
     private readonly SemaphoreSlim _mutex = new(1, 1);
     private int _operations;
 
+    public OperationGate(ExternalTime? externalTime = null)
+    {
+        _externalTime = externalTime ?? new ExternalTime();
+    }
+
     /// <summary>Enters as one of many operations.</summary>
     public async Task<IDisposable> EnterOperationAsync(CancellationToken cancellationToken)
     {
+        using var waiting = _externalTime.Measure();
         await _turnstile.WaitAsync(cancellationToken).ConfigureAwait(false);
         _turnstile.Release();
         await _mutex.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -38,6 +48,7 @@ public sealed class OperationGate
     /// <summary>Waits until no operation runs and keeps new ones out until disposed.</summary>
     public async Task<IDisposable> EnterExclusiveAsync(CancellationToken cancellationToken)
     {
+        using var waiting = _externalTime.Measure();
         await _turnstile.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

@@ -4,6 +4,7 @@ using System.Text;
 using CsiScst.Core;
 using CsiScst.Core.Errors;
 using CsiScst.Core.Ids;
+using CsiScst.Core.Metrics;
 using CsiScst.Csi.Controller.Kubernetes;
 using CsiScst.Engine.V1;
 using Google.Protobuf.Collections;
@@ -43,9 +44,13 @@ public sealed class ChapSecrets
     private readonly string _instanceId;
     private readonly ObjectNames _names;
     private readonly ILogger<ChapSecrets> _logger;
+    // Kubernetes API calls are another role's time, not the controller's own.
+    private readonly ExternalTime _externalTime;
 
-    public ChapSecrets(KubernetesAccess kubernetes, ControllerOptions options, DriverOptions driver, ILogger<ChapSecrets> logger)
+    public ChapSecrets(KubernetesAccess kubernetes, ControllerOptions options, DriverOptions driver, ILogger<ChapSecrets> logger,
+        ExternalTime? externalTime = null)
     {
+        _externalTime = externalTime ?? new ExternalTime();
         _kubernetes = kubernetes;
         _options = options;
         _instanceId = driver.InstanceId;
@@ -149,7 +154,10 @@ public sealed class ChapSecrets
             };
             try
             {
-                await client.CoreV1.CreateNamespacedSecretAsync(secret, _options.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+                using (_externalTime.Measure())
+                {
+                    await client.CoreV1.CreateNamespacedSecretAsync(secret, _options.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+                }
                 _logger.LogInformation("Created CHAP Secret {Namespace}/{Secret} for volume key {VolumeKey}", _options.Namespace, name, volumeKey);
             }
             catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict)
@@ -200,13 +208,20 @@ public sealed class ChapSecrets
         }
         try
         {
-            var secrets = await client.CoreV1.ListNamespacedSecretAsync(_options.Namespace,
-                labelSelector: $"{InstanceLabel}={_instanceId},{VolumeKeyLabel}={volumeKey}", cancellationToken: cancellationToken).ConfigureAwait(false);
+            V1SecretList secrets;
+            using (_externalTime.Measure())
+            {
+                secrets = await client.CoreV1.ListNamespacedSecretAsync(_options.Namespace,
+                    labelSelector: $"{InstanceLabel}={_instanceId},{VolumeKeyLabel}={volumeKey}", cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
             foreach (var secret in secrets.Items)
             {
                 try
                 {
-                    await client.CoreV1.DeleteNamespacedSecretAsync(secret.Metadata.Name, _options.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    using (_externalTime.Measure())
+                    {
+                        await client.CoreV1.DeleteNamespacedSecretAsync(secret.Metadata.Name, _options.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    }
                     _logger.LogInformation("Deleted CHAP Secret {Namespace}/{Secret} of volume key {VolumeKey}", _options.Namespace, secret.Metadata.Name, volumeKey);
                 }
                 catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
@@ -232,7 +247,10 @@ public sealed class ChapSecrets
     {
         try
         {
-            return await client.CoreV1.ReadNamespacedSecretAsync(name, _options.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+            using (_externalTime.Measure())
+            {
+                return await client.CoreV1.ReadNamespacedSecretAsync(name, _options.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
         {

@@ -1,4 +1,5 @@
 using CsiScst.Core.Grpc;
+using CsiScst.Core.Metrics;
 using CsiScst.Csi.Controller.Engines;
 using k8s;
 using Microsoft.Extensions.Logging;
@@ -25,10 +26,12 @@ public sealed class KubernetesEngineDiscovery : IEngineDiscovery
     private readonly KubernetesDiscoveryOptions _discovery;
     private readonly ControllerOptions _options;
     private readonly ILogger<KubernetesEngineDiscovery> _logger;
+    private readonly ExternalTime _externalTime;
 
     public KubernetesEngineDiscovery(KubernetesAccess kubernetes, KubernetesDiscoveryOptions discovery, ControllerOptions options,
-        ILogger<KubernetesEngineDiscovery> logger)
+        ILogger<KubernetesEngineDiscovery> logger, ExternalTime? externalTime = null)
     {
+        _externalTime = externalTime ?? new ExternalTime();
         _kubernetes = kubernetes;
         _discovery = discovery;
         _options = options;
@@ -41,8 +44,12 @@ public sealed class KubernetesEngineDiscovery : IEngineDiscovery
     {
         var client = _kubernetes.Client
             ?? throw new InvalidOperationException("Kubernetes discovery needs the Kubernetes API: run in a pod or pass --kubeconfig");
-        var pods = await client.CoreV1.ListNamespacedPodAsync(_options.Namespace, labelSelector: _discovery.Selector,
-            cancellationToken: cancellationToken).ConfigureAwait(false);
+        k8s.Models.V1PodList pods;
+        using (_externalTime.Measure())
+        {
+            pods = await client.CoreV1.ListNamespacedPodAsync(_options.Namespace, labelSelector: _discovery.Selector,
+                cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
         var endpoints = new List<EngineEndpoint>();
         foreach (var pod in pods.Items)
         {
