@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using CsiScst.Initiator.Mounts;
 
 namespace CsiScst.Initiator.Devices;
 
@@ -28,21 +29,19 @@ public sealed partial class SysfsBlockDevices
     /// <summary>The kernel name (sda, dm-3, loop0) of a device path such as /dev/disk/by-path/… or /dev/mapper/x.</summary>
     public string? NameOfPath(string devicePath)
     {
-        var info = new FileInfo(devicePath);
-        if (!info.Exists && info.LinkTarget is null)
+        var target = Native.RealPath(devicePath);
+        if (target is null)
         {
             return null;
         }
-        var target = info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? info.FullName;
         var name = Path.GetFileName(target);
         return Exists(name) ? name : null;
     }
 
     public string? NameOf(DeviceNumber number)
     {
-        var link = new FileInfo(Path.Join(_options.SysfsRoot, "dev", "block", number.ToString()));
-        var target = link.ResolveLinkTarget(returnFinalTarget: true);
-        return target is null ? null : Path.GetFileName(target.FullName.TrimEnd('/'));
+        var target = Native.RealPath(Path.Join(_options.SysfsRoot, "dev", "block", number.ToString()));
+        return target is null ? null : Path.GetFileName(target);
     }
 
     public DeviceNumber? NumberOf(string name) =>
@@ -92,8 +91,7 @@ public sealed partial class SysfsBlockDevices
     /// <summary>The iSCSI session id a SCSI disk belongs to (its sysfs path runs through sessionN).</summary>
     public int? IscsiSessionOf(string name)
     {
-        var device = new DirectoryInfo(Path.Join(ClassBlock(name), "device"));
-        var target = device.ResolveLinkTarget(returnFinalTarget: true)?.FullName;
+        var target = Native.RealPath(Path.Join(ClassBlock(name), "device"));
         if (target is null)
         {
             return null;

@@ -96,6 +96,18 @@ public static partial class Native
         return 0;
     }
 
+    /// <summary>
+    /// realpath(3): every symlink resolved, including in parent directories (sysfs paths such as
+    /// /sys/class/block/sdb/device are links inside links, which lexical resolution gets wrong).
+    /// Null when the path does not exist.
+    /// </summary>
+    public static unsafe string? RealPath(string path)
+    {
+        var buffer = stackalloc byte[4097];
+        var result = realpath(path, buffer);
+        return result == null ? null : System.Text.Encoding.UTF8.GetString(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(result));
+    }
+
     private static ulong U64(ReadOnlySpan<byte> buffer, int offset) =>
         BitConverter.IsLittleEndian ? BinaryPrimitives.ReadUInt64LittleEndian(buffer[offset..]) : BinaryPrimitives.ReadUInt64BigEndian(buffer[offset..]);
 
@@ -119,6 +131,9 @@ public static partial class Native
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "realpath", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial byte* realpath(string path, byte* resolved);
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int close(int fd);
