@@ -39,7 +39,8 @@ public sealed class NodeVolumeInspector
     /// <summary>The volume at a path, or NOT_FOUND (a path that does not exist or holds no volume).</summary>
     public async Task<VolumeAtPath> FindAsync(string volumeId, string path, CancellationToken cancellationToken)
     {
-        var normalized = Mounter.Normalize(path);
+        // kubelet may hand over a symlink to the published file (a block volume's pod device path).
+        var normalized = Native.RealPath(Mounter.Normalize(path)) ?? Mounter.Normalize(path);
         FileStatus? status;
         try
         {

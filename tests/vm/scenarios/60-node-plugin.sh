@@ -221,6 +221,19 @@ condition_session_down() {
 }
 step "VOLUME_CONDITION: abnormal while the target is away (session FAILED), normal again after it returns" condition_session_down
 
+condition_disk_offline() {
+    local disk out
+    disk=$(basename "$(readlink -f "$(bypath "$k_fs")")")
+    echo offline > "/sys/class/block/$disk/device/state"
+    out=$(client stats --volume-id "$(volid "$k_fs")" --volume-path "$(target "$k_fs")")
+    echo 'running' > "/sys/class/block/$disk/device/state"
+    jq -r .volumeCondition.message <<<"$out"
+    jq -e '.volumeCondition.abnormal == true' <<<"$out"
+    jq -r .volumeCondition.message <<<"$out" | grep -q "SCSI disk $disk is offline"
+    client stats --volume-id "$(volid "$k_fs")" --volume-path "$(target "$k_fs")" | jq -e '(.volumeCondition.abnormal // false) == false'
+}
+step "VOLUME_CONDITION: abnormal while the SCSI disk is offline" condition_disk_offline
+
 unstage_busy() {
     local out
     out=$(unstage "$k_fs" 2>&1) && { echo "unstage of a published volume succeeded: $out"; return 1; }
@@ -309,13 +322,23 @@ block_volume() {
 step "block volume: staged device file, published file, data lands on the LV" block_volume
 
 read_only_mode() {
-    stage "$k_ro" --fs-type ext4
+    local out disk
+    stage "$k_ro" --fs-type ext4 --mount-flag errors=remount-ro
+    publish "$k_ro" --fs-type ext4
+    # A real ext4 error (the kernel's own test hook): the kernel switches the filesystem read-only.
+    disk=$(basename "$(readlink -f "$(bypath "$k_ro")")")
+    echo 1 > "/sys/fs/ext4/$disk/trigger_fs_error"
+    out=$(client stats --volume-id "$(volid "$k_ro")" --volume-path "$(target "$k_ro")")
+    jq -r .volumeCondition.message <<<"$out"
+    jq -e '.volumeCondition.abnormal == true' <<<"$out"
+    jq -r .volumeCondition.message <<<"$out" | grep -q 'remounted read-only'
+    unpublish "$k_ro"
     unstage "$k_ro"
     stage "$k_ro" --fs-type ext4 --access-mode single-node-reader-only
     findmnt -n -o OPTIONS --mountpoint "$(staging "$k_ro")" | grep -q '^ro,'
     unstage "$k_ro"
 }
-step "reader-only access mode: staged read-only" read_only_mode
+step "ext4 remounted read-only after an error: abnormal; reader-only access mode: staged read-only" read_only_mode
 
 chap() {
     local out
