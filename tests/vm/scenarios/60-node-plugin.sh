@@ -62,7 +62,7 @@ has_session() { iscsiadm -m session 2>/dev/null | grep -q " $1 "; }
 has_session_iqn() { iscsiadm -m session 2>/dev/null | awk '{print $4}' | grep -qx "$1"; }
 no_record() { expect_rc 21 iscsiadm -m node -T "$1"; }
 not() { if "$@"; then echo "unexpectedly true: $*" >&2; return 1; fi; }   # "! cmd" would not stop a set -e step
-metrics() { exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3; cat <&3; exec 3<&-; }
+metrics() { exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "$1" >&3; cat <&3; exec 3<&-; }
 
 start_node() {   # start_node NAME SOCKET METRICS_PORT [extra flags]
     local name=$1 socket=$2 port=$3; shift 3
