@@ -10,11 +10,11 @@ profile=${1:-test}
 quickstart=(tgt libiscsi-bin qemu-utils qemu-block-extra)
 test=("${quickstart[@]}" open-iscsi lvm2 thin-provisioning-tools xfsprogs e2fsprogs btrfs-progs util-linux
       ceph-mon ceph-mgr ceph-osd ceph-common tgt-rbd
-      qemu-system-x86 debootstrap kmod cpio zstd unzip iproute2 procps psmisc curl ca-certificates)
+      qemu-system-x86 debootstrap kmod cpio zstd unzip iproute2 procps psmisc curl ca-certificates python3)
 
 case "$profile" in
   quickstart) wanted=("${quickstart[@]}") ;;
-  test) wanted=("${test[@]}") ;;
+  test) wanted=("${test[@]}" jq) ;;
   *) echo "usage: $0 quickstart|test" >&2; exit 2 ;;
 esac
 
