@@ -221,18 +221,6 @@ condition_session_down() {
 }
 step "VOLUME_CONDITION: abnormal while the target is away (session FAILED), normal again after it returns" condition_session_down
 
-condition_disk_offline() {
-    local disk out
-    disk=$(basename "$(readlink -f "$(bypath "$k_fs")")")
-    echo offline > "/sys/class/block/$disk/device/state"
-    out=$(client stats --volume-id "$(volid "$k_fs")" --volume-path "$(target "$k_fs")")
-    echo 'running' > "/sys/class/block/$disk/device/state"
-    jq -r .volumeCondition.message <<<"$out"
-    jq -e '.volumeCondition.abnormal == true' <<<"$out"
-    jq -r .volumeCondition.message <<<"$out" | grep -q "SCSI disk $disk is offline"
-    client stats --volume-id "$(volid "$k_fs")" --volume-path "$(target "$k_fs")" | jq -e '(.volumeCondition.abnormal // false) == false'
-}
-step "VOLUME_CONDITION: abnormal while the SCSI disk is offline" condition_disk_offline
 
 unstage_busy() {
     local out
@@ -312,6 +300,16 @@ block_volume() {
     dd if="$work/payload" of="$file" bs=1M count=1 oflag=direct status=none
     cmp "$work/payload" <(dd if="/dev/$vg/csi-$inst-$k_blk" bs=1M count=1 iflag=direct status=none)
     client stats --volume-id "$(volid "$k_blk")" --volume-path "$file" | jq -e '.usage[0].total == "67108864"'
+    # The disk offline (no filesystem on it to hurt): abnormal, then normal again.
+    local disk out
+    disk=$(basename "$(readlink -f "$(bypath "$k_blk")")")
+    echo offline > "/sys/class/block/$disk/device/state"
+    out=$(client stats --volume-id "$(volid "$k_blk")" --volume-path "$file")
+    echo running > "/sys/class/block/$disk/device/state"
+    jq -r .volumeCondition.message <<<"$out"
+    jq -e '.volumeCondition.abnormal == true' <<<"$out"
+    jq -r .volumeCondition.message <<<"$out" | grep -q "SCSI disk $disk is offline"
+    client stats --volume-id "$(volid "$k_blk")" --volume-path "$file" | jq -e '(.volumeCondition.abnormal // false) == false'
     expect_rc 109 unstage "$k_blk"
     unpublish "$k_blk"
     [ ! -e "$file" ]
@@ -319,7 +317,7 @@ block_volume() {
     [ ! -e "$(staging "$k_blk")/device" ]
     not has_session_iqn "$prefix.$k_blk"
 }
-step "block volume: staged device file, published file, data lands on the LV" block_volume
+step "block volume: staged device file, published file, data lands on the LV, offline disk is abnormal" block_volume
 
 read_only_mode() {
     local out disk
