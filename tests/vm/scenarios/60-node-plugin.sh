@@ -329,7 +329,10 @@ read_only_mode() {
     out=$(client stats --volume-id "$(volid "$k_ro")" --volume-path "$(target "$k_ro")")
     jq -r .volumeCondition.message <<<"$out"
     jq -e '.volumeCondition.abnormal == true' <<<"$out"
-    jq -r .volumeCondition.message <<<"$out" | grep -q 'remounted read-only'
+    # 6.1 does not flag the superblock read-only in mountinfo (newer kernels show emergency_ro): the
+    # error ext4 recorded is what every kernel reports.
+    jq -r .volumeCondition.message <<<"$out" | grep -Eq 'remounted read-only|recorded [0-9]+ error'
+    not touch "$(target "$k_ro")/after-error"
     unpublish "$k_ro"
     unstage "$k_ro"
     stage "$k_ro" --fs-type ext4 --access-mode single-node-reader-only
