@@ -20,6 +20,9 @@ public interface IStorageBackend
     /// <summary>True when volumes are regular files (exported with vdisk_fileio / fileio / rdwr).</summary>
     bool IsFileBacked { get; }
 
+    /// <summary>Thin provisioning, snapshots and clones of this pool (GetEngineInfo's PoolInfo).</summary>
+    BackendFeatures Features => BackendFeatures.Basic;
+
     /// <summary>Whether this pool is usable now: tools present, VG/pool/directory there, cluster reachable.</summary>
     Task<BackendHealth> ProbeAsync(CancellationToken cancellationToken);
 
@@ -85,4 +88,10 @@ public sealed record BackendHealth(bool Ready, string Reason)
 {
     public static readonly BackendHealth Healthy = new(true, "");
     public static BackendHealth NotReady(string reason) => new(false, reason);
+}
+
+/// <summary>What a pool can do (reported in the engine's PoolInfo).</summary>
+public sealed record BackendFeatures(bool Thin, bool Snapshots, bool Clones)
+{
+    public static readonly BackendFeatures Basic = new(false, false, false);
 }

@@ -5,6 +5,7 @@ var root = new RootCommand(
     "csi-scst: a Kubernetes CSI driver that exports block volumes (LVM, Ceph RBD, files) over iSCSI from SCST, LIO or tgt.");
 root.Subcommands.Add(ControllerCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
+root.Subcommands.Add(TargetCommand.Create());
 root.Subcommands.Add(StandaloneCommand.Create());
 root.Subcommands.Add(ClientCommand.Create());
 
