@@ -1,0 +1,98 @@
+using CsiScst.Core.Grpc;
+using CsiScst.Core.Tls;
+using CsiScst.Engine.Api;
+using CsiScst.IntegrationTests.Infrastructure;
+using Grpc.Core;
+using k8s.Models;
+
+namespace CsiScst.IntegrationTests.Packaging;
+
+/// <summary>
+/// The real binary started with the chart's own arguments and the chart's generated (genCA/genSignedCert)
+/// certificates: the controller serves CSI on its socket, the target engine serves its API over mutual TLS
+/// to the chart's controller certificate and refuses a certificate from another installation's CA.
+/// </summary>
+[Collection(PackagingCollection.Name)]
+public sealed class ChartStartupTests(PackagingFixture fixture)
+{
+    [Fact]
+    public async Task Controller_starts_with_the_chart_arguments_and_serves_csi()
+    {
+        var chart = fixture.Default;
+        var pod = chart.Typed<V1Deployment>("Deployment", $"{HelmTools.Release}-controller").Spec.Template.Spec;
+        using var sandbox = new PodSandbox(chart, pod);
+        await using var process = sandbox.Start();
+        var socket = Path.Combine(sandbox.LocalPath("/csi"), "csi.sock");
+        await process.WaitForSocketAsync(socket);
+        using var channel = DriverProcess.Channel(socket);
+        var identity = new Csi.V1.Identity.IdentityClient(channel);
+        var info = await identity.GetPluginInfoAsync(new Csi.V1.GetPluginInfoRequest());
+        Assert.Equal("csi-scst.io", info.Name);
+        var controller = new Csi.V1.Controller.ControllerClient(channel);
+        var capabilities = await controller.ControllerGetCapabilitiesAsync(new Csi.V1.ControllerGetCapabilitiesRequest());
+        Assert.Contains(capabilities.Capabilities, c => c.Rpc.Type == Csi.V1.ControllerServiceCapability.Types.RPC.Types.Type.PublishUnpublishVolume);
+
+        // The metrics port of the chart answers, and every csi-scst series there is documented.
+        var metricsPort = sandbox.Ports[pod.Containers.Single(c => c.Name == "csi-scst").Ports.Single(p => p.Name == "metrics").ContainerPort];
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
+        Assert.Contains("csi_scst_rpc_requests_total{", metrics);
+        MetricsDocumentation.AssertDocumented(metrics);
+        Assert.Equal(0, await process.StopAsync());
+    }
+
+    [Fact]
+    public async Task Target_starts_with_the_chart_arguments_and_trusts_only_the_chart_controller_certificate()
+    {
+        var controlPort = FreePort.Next();
+        var chart = await fixture.Tools.RenderAsync("--set", "target.engine=tgt", "--set", "target.tgt.startDaemon=false",
+            "--set", $"target.tgt.controlPort={controlPort}");
+        var pod = chart.Typed<V1DaemonSet>("DaemonSet", $"{HelmTools.Release}-target").Spec.Template.Spec;
+        using var sandbox = new PodSandbox(chart, pod);
+        await using var process = sandbox.Start();
+        var container = pod.Containers.Single(c => c.Name == "csi-scst");
+        var apiPort = sandbox.Ports[container.Ports.Single(p => p.Name == "engine-api").ContainerPort];
+        await process.WaitForPortAsync("127.0.0.1", apiPort);
+
+        using var controllerCert = new TempDirectory("csi-scst-ctl-tls");
+        var controllerTls = WriteTls(chart, $"{HelmTools.Release}-engine-tls-controller", controllerCert);
+        using (var client = new EngineClient(EndpointAddress.Tcp("127.0.0.1", apiPort), controllerTls))
+        {
+            var info = await client.Api.GetEngineInfoAsync(new CsiScst.Engine.V1.GetEngineInfoRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
+            Assert.Equal(PodSandbox.NodeName, info.NodeId);
+            Assert.Contains(info.Pools, p => p.Name == "files");
+        }
+
+        // Another installation's CA (a second render generates a fresh one): refused during the handshake.
+        var other = await fixture.Tools.RenderAsync();
+        using var otherCert = new TempDirectory("csi-scst-other-tls");
+        var otherTls = WriteTls(other, $"{HelmTools.Release}-engine-tls-controller", otherCert);
+        using (var stranger = new EngineClient(EndpointAddress.Tcp("127.0.0.1", apiPort), otherTls))
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(async () =>
+                await stranger.Api.GetEngineInfoAsync(new CsiScst.Engine.V1.GetEngineInfoRequest(), deadline: DateTime.UtcNow.AddSeconds(30)));
+            Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
+        }
+
+        var metricsPort = sandbox.Ports[container.Ports.Single(p => p.Name == "metrics").ContainerPort];
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
+        Assert.Contains("csi_scst_engine_volumes", metrics);
+        MetricsDocumentation.AssertDocumented(metrics);
+        // Not ready: no tgtd answers on the control port, and /readyz says so.
+        var ready = await http.GetAsync($"http://127.0.0.1:{metricsPort}/readyz");
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Contains("tgtd", await ready.Content.ReadAsStringAsync());
+        Assert.Equal(0, await process.StopAsync());
+    }
+
+    private static MutualTls WriteTls(RenderedChart chart, string secretName, TempDirectory directory)
+    {
+        var data = chart.Single("Secret", secretName).Json["data"]!.AsObject();
+        foreach (var key in new[] { "ca.crt", "tls.crt", "tls.key" })
+        {
+            File.WriteAllBytes(directory.Combine(key), Convert.FromBase64String((string)data[key]!));
+        }
+        return MutualTls.Load(directory.Combine("ca.crt"), directory.Combine("tls.crt"), directory.Combine("tls.key"));
+    }
+}
