@@ -46,10 +46,15 @@ public sealed class NodePublisher
         if (Mounter.MountAt(mounts, target) is { } existing)
         {
             var device = block ? VolumeLayout.DeviceNodeOf(target) : existing.Device;
-            if (device != staged.Device || existing.IsReadOnly != readOnly)
+            if (device != staged.Device)
             {
                 throw StatusException.AlreadyExists(
-                    $"target path {target} is already mounted ({(existing.IsReadOnly ? "ro" : "rw")}, device {device}) with something other than volume {request.VolumeId} published {(readOnly ? "ro" : "rw")} (device {staged.Device})");
+                    $"target path {target} already holds device {device}, not volume {request.VolumeId} (device {staged.Device})");
+            }
+            if (existing.IsReadOnly != readOnly)
+            {
+                throw StatusException.AlreadyExists(
+                    $"volume {request.VolumeId} is already published at {target} {(existing.IsReadOnly ? "read-only" : "read-write")}, but {(readOnly ? "read-only" : "read-write")} was requested");
             }
             _logger.LogInformation("Volume {VolumeId} is already published at {TargetPath}", request.VolumeId, target);
             return;

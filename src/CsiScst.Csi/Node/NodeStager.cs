@@ -113,7 +113,7 @@ public sealed class NodeStager
             if (requestedFs.Length > 0 && requestedFs != existing)
             {
                 throw StatusException.FailedPrecondition(
-                    $"volume {volumeId} ({device}) already has a {existing} filesystem but fs_type '{requestedFs}' was requested; it is never reformatted");
+                    $"volume {volumeId} ({device}) already holds an {existing} filesystem but fs_type '{requestedFs}' was requested; a volume with data is never reformatted");
             }
             return existing;
         }

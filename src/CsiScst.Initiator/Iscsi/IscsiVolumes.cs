@@ -136,8 +136,14 @@ public sealed class IscsiVolumes
         var rescanAt = DateTime.UtcNow + _options.DeviceTimeout / 2;
         while (true)
         {
-            // udev's link is the normal way; sysfs finds the disk even where udev is slow or absent.
-            var disk = _devices.NameOfPath(byPath) ?? _devices.FindIscsiDisk(session.Sid, linuxLun);
+            // The disk of *our* session, from sysfs. udev's by-path link names the same target and
+            // LUN for every iface, so with two ifaces logged in to one target it may point at the
+            // other iface's disk: it only counts when it leads to a disk of this session.
+            var disk = _devices.FindIscsiDisk(session.Sid, linuxLun);
+            if (disk is null && _devices.NameOfPath(byPath) is { } linked && _devices.IscsiSessionOf(linked) == session.Sid)
+            {
+                disk = linked;
+            }
             if (disk is not null && File.Exists(_devices.DevicePath(disk)))
             {
                 _logger.LogInformation("Volume target {Target} LUN {Lun} at {Portal} is /dev/{Disk}", target.TargetIqn, target.Lun, portal, disk);

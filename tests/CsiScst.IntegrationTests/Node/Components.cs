@@ -4,7 +4,7 @@ using CsiScst.Initiator.Devices;
 using CsiScst.Initiator.Mounts;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace CsiScst.IntegrationTests.Node;
+namespace CsiScst.IntegrationTests.NodePlugin;
 
 /// <summary>The real node components, wired as the plugin wires them, over the real tool runner.</summary>
 internal sealed class Components

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace CsiScst.IntegrationTests.Node;
+namespace CsiScst.IntegrationTests.NodePlugin;
 
 /// <summary>Runs host tools for test setup and checks (argument lists, no shell).</summary>
 internal static class Host

@@ -4,7 +4,7 @@ using CsiScst.Initiator.Devices;
 using CsiScst.Initiator.Mounts;
 using Grpc.Core;
 
-namespace CsiScst.IntegrationTests.Node;
+namespace CsiScst.IntegrationTests.NodePlugin;
 
 /// <summary>
 /// The Mounts/ code on real loop devices with real ext4 and xfs: probing, formatting, mounting with

@@ -5,7 +5,7 @@ using System.Text;
 using CsiScst.Core.Grpc;
 using Grpc.Net.Client;
 
-namespace CsiScst.IntegrationTests.Node;
+namespace CsiScst.IntegrationTests.NodePlugin;
 
 /// <summary>
 /// A real <c>csi-scst node</c> process serving CSI on a Unix socket and /metrics on a free port, as
@@ -46,7 +46,7 @@ internal sealed class NodeProcess : IDisposable
     {
         var socket = Path.Join(directory, $"node-{Guid.NewGuid():N}"[..13] + ".sock");
         var port = FreePort();
-        var info = new ProcessStartInfo(Path.Join(AppContext.BaseDirectory, "csi-scst"))
+        var info = new ProcessStartInfo(CsiScst.IntegrationTests.Infrastructure.DriverBinary.Path)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

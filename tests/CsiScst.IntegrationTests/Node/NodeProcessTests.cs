@@ -5,7 +5,7 @@ using Grpc.Core;
 using static Csi.V1.VolumeCapability.Types;
 using static Csi.V1.VolumeCapability.Types.AccessMode.Types;
 
-namespace CsiScst.IntegrationTests.Node;
+namespace CsiScst.IntegrationTests.NodePlugin;
 
 /// <summary>
 /// The node plugin as kubelet drives it: a real <c>csi-scst node</c> process over its Unix socket,

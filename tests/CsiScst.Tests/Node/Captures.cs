@@ -1,7 +1,7 @@
 using System.Globalization;
 using CsiScst.Core.Exec;
 
-namespace CsiScst.Tests.Node;
+namespace CsiScst.Tests.NodePlugin;
 
 /// <summary>One real tool run recorded by tests/fixtures/capture-node.sh (or the VM's capture script).</summary>
 internal sealed record Capture(string Name, int ExitCode, string Command, string Stdout, string Stderr);

@@ -4,7 +4,7 @@ using CsiScst.Initiator.Iscsi;
 using Grpc.Core;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace CsiScst.Tests.Node;
+namespace CsiScst.Tests.NodePlugin;
 
 /// <summary>The iscsiadm wrapper against real iscsiadm runs recorded by tests/fixtures/capture-node.sh.</summary>
 public sealed class IscsiAdmTests

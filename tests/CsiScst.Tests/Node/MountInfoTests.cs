@@ -1,7 +1,7 @@
 using CsiScst.Initiator.Devices;
 using CsiScst.Initiator.Mounts;
 
-namespace CsiScst.Tests.Node;
+namespace CsiScst.Tests.NodePlugin;
 
 public sealed class MountInfoTests
 {

@@ -11,7 +11,7 @@ using Microsoft.Extensions.Logging;
 using static Csi.V1.VolumeCapability.Types;
 using NodeRpc = Csi.V1.NodeServiceCapability.Types.RPC.Types.Type;
 
-namespace CsiScst.Tests.Node;
+namespace CsiScst.Tests.NodePlugin;
 
 /// <summary>The Node service as the node role wires it (DI), for what needs no device: capabilities, locking, validation.</summary>
 public sealed class NodeServiceTests : IDisposable

@@ -1,7 +1,7 @@
 using CsiScst.Initiator.Devices;
 using CsiScst.Initiator.Iscsi;
 
-namespace CsiScst.Tests.Node;
+namespace CsiScst.Tests.NodePlugin;
 
 public sealed class PortalAndByPathTests
 {

@@ -6,7 +6,7 @@ using CsiScst.Initiator.Iscsi;
 using Google.Protobuf.Collections;
 using Grpc.Core;
 
-namespace CsiScst.Tests.Node;
+namespace CsiScst.Tests.NodePlugin;
 
 public sealed class StageParametersTests
 {

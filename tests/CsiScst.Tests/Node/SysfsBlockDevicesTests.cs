@@ -2,7 +2,7 @@ using CsiScst.Initiator;
 using CsiScst.Initiator.Devices;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace CsiScst.Tests.Node;
+namespace CsiScst.Tests.NodePlugin;
 
 /// <summary>
 /// The sysfs walks on a small tree laid out like the kernel's (two iSCSI paths of one LUN under a
