@@ -1,5 +1,6 @@
 using CsiScst.Backends.File;
 using CsiScst.Backends.Pools;
+using CsiScst.Backends.Rbd;
 using CsiScst.Core.Errors;
 using CsiScst.Core.Exec;
 using CsiScst.Core.Ids;
@@ -27,6 +28,7 @@ public sealed class StorageBackendFactory
     public IStorageBackend Create(PoolOptions options) => options switch
     {
         FilePoolOptions file => new FileBackend(file, _names, _externalTime, _loggers.CreateLogger<FileBackend>()),
+        RbdPoolOptions rbd => new RbdBackend(rbd, _names, _tools, _loggers.CreateLogger<RbdBackend>()),
         _ => throw StatusException.Unimplemented($"pool '{options.Name}': backend {options.Backend} is not available in this build"),
     };
 }

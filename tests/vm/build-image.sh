@@ -20,6 +20,7 @@
 #   CSI_SCST_VM_CACHE    cache root (default /var/cache/csi-scst-vm)
 #   CSI_SCST_VM_MIRROR   Debian mirror (default: the first bookworm URI apt uses on this machine)
 #   CSI_SCST_VM_REBUILD  1 = ignore an existing entry and build again
+#   CSI_SCST_VM_KEEP     how many built images to keep in the cache (default 2)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -88,24 +89,36 @@ if [ "${CSI_SCST_VM_REBUILD:-0}" != 1 ] && [ -f "$entry/COMPLETE" ]; then
     exit 0
 fi
 
-# Leftovers of interrupted builds of this hash (we hold its lock, so none is running).
-rm -rf "$cache_root/.build-$hash".*
-work=$(mktemp -d "$cache_root/.build-$hash.XXXXXX")
-rootfs="$work/rootfs"
-
 unmount_below() { # unmount everything mounted below $1, deepest first
     local m
     awk -v p="$1/" 'index($2, p) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
         umount -l "$m" 2>/dev/null || true
     done
 }
+# Leftovers of killed builds of this hash (we hold its lock, so none is running). A SIGKILLed
+# debootstrap can leave /proc and /sys mounted inside: unmount first, never cross file systems.
+for old in "$cache_root/.build-$hash".*; do
+    [ -d "$old" ] || continue
+    unmount_below "$old"
+    rm -rf --one-file-system "$old"
+done
+
+work=$(mktemp -d "$cache_root/.build-$hash.XXXXXX")
+rootfs="$work/rootfs"
+child=""
+
 cleanup() {
     local rc=$?
+    if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then   # interrupted during debootstrap
+        kill -TERM -- "-$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null || true
+        wait "$child" 2>/dev/null || true
+    fi
     unmount_below "$rootfs"
     if [ $rc -ne 0 ]; then   # keep the logs of a failed build for diagnosis
         cat "$work/debootstrap.log" "$rootfs/debootstrap/debootstrap.log" > "$cache_root/failed-build-$hash.log" 2>/dev/null || true
     fi
-    rm -rf "$work"
+    unmount_below "$rootfs"
+    rm -rf --one-file-system "$work"
     [ $rc -ne 0 ] && log "build failed (rc=$rc); nothing was cached; logs: $cache_root/failed-build-$hash.log"
     exit $rc
 }
@@ -118,9 +131,19 @@ log "mirror $mirror, suite $suite, packages: $include"
 
 # debootstrap resolves the dependencies of --include (not Recommends). minbase keeps it lean.
 t=$(now)
-DEBIAN_FRONTEND=noninteractive debootstrap --variant=minbase --arch="$arch" --components=main \
-    --include="$include" "$suite" "$rootfs" "$mirror" > "$work/debootstrap.log" 2>&1 \
-    || { tail -n 40 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+# --cache-dir keeps the downloaded .debs for the next build on this machine (not an input: the
+# packages are verified against the mirror's Release file either way).
+mkdir -p "$cache_root/debs"
+DEBIAN_FRONTEND=noninteractive setsid debootstrap --variant=minbase --arch="$arch" --components=main \
+    --cache-dir="$cache_root/debs" --include="$include" "$suite" "$rootfs" "$mirror" \
+    > "$work/debootstrap.log" 2>&1 &
+child=$!   # own process group (setsid), waited for in the background so INT/TERM reach the trap at once
+if ! wait "$child"; then
+    child=""
+    tail -n 40 "$work/debootstrap.log" >&2
+    die "debootstrap failed"
+fi
+child=""
 t_debootstrap=$(elapsed "$t")
 log "debootstrap: ${t_debootstrap}s"
 
@@ -208,5 +231,15 @@ touch "$work/COMPLETE"
 rm -rf "$entry"
 mv "$work" "$entry"
 trap - EXIT
+
+# Keep the newest ${CSI_SCST_VM_KEEP:-2} complete images (each ~1 GiB on disk); older ones and
+# their lock files go. A qemu still using a removed image keeps its open file.
+keep=${CSI_SCST_VM_KEEP:-2}
+ls -1dt "$cache_root"/*/COMPLETE 2>/dev/null | tail -n +"$((keep + 1))" | while read -r old; do
+    old=$(dirname "$old")
+    [ "$old" = "$entry" ] && continue
+    log "removing old image $old"
+    rm -rf "$old" "$cache_root/.lock-$(basename "$old")"
+done
 log "image ready in $(elapsed "$t_all")s: $entry"
 printf '%s\n' "$entry"

@@ -140,8 +140,13 @@ public sealed class RbdPoolOptions : PoolOptions
     /// <summary>Overrides the monitors of the conf file (comma separated, as ceph's mon_host).</summary>
     public string? MonHost { get; init; }
 
-    /// <summary>Image features at create. layering is what krbd on every kernel and clones need.</summary>
-    public IReadOnlyList<string> Features { get; init; } = ["layering"];
+    /// <summary>
+    /// Image features at create: Ceph's defaults, which krbd maps since Linux 5.3 (object-map makes deletes and
+    /// flattens of large thin images fast). Older kernels need <c>features=layering</c>.
+    /// </summary>
+    public IReadOnlyList<string> Features { get; init; } = DefaultFeatures;
+
+    public static readonly IReadOnlyList<string> DefaultFeatures = ["layering", "exclusive-lock", "object-map", "fast-diff", "deep-flatten"];
 
     /// <summary>Object size in bytes (power of two, 4 KiB … 32 MiB); null: Ceph's default (4 MiB).</summary>
     public long? ObjectSize { get; init; }

@@ -165,8 +165,9 @@ public static class PoolOptionsParser
         {
             throw reader.Error("user", $"'{user}' is not a valid Ceph user name");
         }
-        var features = (reader.Optional("features") ?? "layering")
-            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var features = reader.Optional("features") is { } featureText
+            ? featureText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            : RbdPoolOptions.DefaultFeatures.ToArray();
         foreach (var feature in features)
         {
             if (!RbdFeatures.TryGetValue(feature, out var needs))

@@ -65,7 +65,7 @@ public sealed class PoolOptionsParserTests
         Assert.Equal("admin", pool.User);
         Assert.Null(pool.Keyring);
         Assert.Equal("/etc/ceph/ceph.conf", pool.Conf);
-        Assert.Equal(["layering"], pool.Features);
+        Assert.Equal(["layering", "exclusive-lock", "object-map", "fast-diff", "deep-flatten"], pool.Features);
         Assert.Equal(FlattenPolicy.Default, pool.Flatten);
     }
 
