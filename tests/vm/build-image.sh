@@ -22,6 +22,8 @@
 #   CSI_SCST_VM_REBUILD  1 = ignore an existing entry and build again
 #   CSI_SCST_VM_KEEP     how many built images to keep in the cache (default 2)
 set -euo pipefail
+{ # the whole script is parsed before it runs: editing it during a run cannot change that run
+
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 suite=bookworm
@@ -243,3 +245,5 @@ ls -1dt "$cache_root"/*/COMPLETE 2>/dev/null | tail -n +"$((keep + 1))" | while 
 done
 log "image ready in $(elapsed "$t_all")s: $entry"
 printf '%s\n' "$entry"
+exit
+}

@@ -15,6 +15,8 @@
 # Exit code: the guest's guest-run.sh exit code; 3 when the guest never reported one (crash,
 # timeout, boot failure: see OUT_DIR/console.log).
 set -euo pipefail
+{ # the whole script is parsed before it runs: editing it during a run cannot change that run
+
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { printf '[run-vm] %s\n' "$*" >&2; }
@@ -53,6 +55,7 @@ scratch=$(mktemp -d "${TMPDIR:-/var/tmp}/csi-scst-vm-disks.XXXXXX")
 cleanup() { rm -rf "$scratch"; }
 trap cleanup EXIT
 
+# shellcheck disable=SC2054 # commas belong to qemu option values
 qemu_args=(
     -accel tcg,thread=multi -cpu max -smp 2 -m 4096
     -nographic -no-reboot -nodefaults -serial stdio -monitor none
@@ -109,3 +112,5 @@ fi
 rc=$(cat "$out_dir/guest-run.rc")
 log "guest-run.sh exited $rc; VM ran ${vm_seconds}s"
 exit "$rc"
+exit
+}

@@ -20,6 +20,8 @@
 #
 # Exit code: 0 only when at least one scenario ran and all passed.
 set -euo pipefail
+{ # the whole script is parsed before it runs: editing it during a run cannot change that run
+
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { printf '[vm] %s\n' "$*" >&2; }
@@ -57,7 +59,12 @@ log "image $image (${image_seconds}s)"
 [ -n "$out_dir" ] || out_dir=/var/tmp/csi-scst-vm/run-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out_dir"
 out_dir=$(cd "$out_dir" && pwd)
-find "$out_dir" -mindepth 1 -delete
+# Reuse an output directory only if it is empty or an earlier run's: never wipe anything else.
+if [ -n "$(ls -A "$out_dir")" ]; then
+    [ -f "$out_dir/vm-timings.txt" ] || [ -f "$out_dir/summary.json" ] \
+        || die "--out $out_dir is not empty and holds no earlier harness run"
+    find "$out_dir" -mindepth 1 -delete
+fi
 
 # ---- stage IN_DIR ---------------------------------------------------------------------------
 in_dir=$(mktemp -d "${TMPDIR:-/var/tmp}/csi-scst-vm-in.XXXXXX")
@@ -98,12 +105,16 @@ CSI_SCST_VM_IMAGE=$image "$here/run-vm.sh" "$in_dir" "$out_dir" --timeout "$time
 
 # ---- summary ----------------------------------------------------------------------------------
 # First failure's excerpt: from the last "---- step" header before the first FAIL line through
-# that line (at most 40 lines); with no FAIL line, the log's last 40 lines.
+# that line and the indented lines right after it (leak lists), at most 40 lines; with no FAIL
+# line, the log's last 40 lines.
 excerpt() {
     local logf=$1
     [ -f "$logf" ] || { echo "(no log)"; return; }
     if grep -q '^FAIL ' "$logf"; then
-        awk '/^---- / { buf = ""; n = 0 } { buf = buf $0 "\n"; n++ } /^FAIL / { printf "%s", buf; exit }' "$logf" | tail -n 40
+        awk 'f { if ($0 ~ /^    /) { print; next } exit }
+             /^---- / { buf = "" }
+             { buf = buf $0 "\n" }
+             /^FAIL / { printf "%s", buf; f = 1 }' "$logf" | tail -n 40
     else
         tail -n 40 "$logf"
     fi
@@ -156,3 +167,5 @@ jq -s --arg image "$image" --argjson image_seconds "$image_seconds" --argjson vm
 } | tee "$out_dir/summary.txt"
 
 jq -e '.passed' "$out_dir/summary.json" >/dev/null
+exit
+}

@@ -36,6 +36,7 @@ mon warn on pool no redundancy = false
 mon data avail warn = 1
 auth allow insecure global id reclaim = false
 paxos propose interval = 0.1
+mgr initial modules = status
 mon cluster log file = $d/log/cluster.log
 log file = $d/log/\$name.log
 
@@ -46,6 +47,11 @@ admin socket = $d/run/\$name.asok
 [mgr]
 mgr data = $d/mgr/\$cluster-\$id
 mgr stats period = 1
+# Under TCG every Python module costs seconds to import, and the mgr imports every module it can
+# find. Keep the always-on ones (balancer crash devicehealth orchestrator pg_autoscaler progress
+# rbd_support status telemetry volumes): without them the cluster reports HEALTH_ERR ("mgr modules
+# have failed"). mgr initial modules (read by the mon at creation) enables nothing extra.
+mgr disabled modules = alerts diskprediction_local influx insights iostat localpool mirroring nfs osd_perf_query osd_support prometheus restful selftest snap_schedule stats telegraf test_orchestrator zabbix
 admin socket = $d/run/\$name.asok
 
 [osd]

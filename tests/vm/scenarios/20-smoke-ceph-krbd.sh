@@ -22,7 +22,8 @@ trap cleanup EXIT
 bootstrap() { ceph_bootstrap "$cdir"; ls "$cdir"; }
 mgr_up() { wait_for 300 ceph_mgr_available "$cdir"; vm_ceph "$cdir" mgr stat; }
 pool() { ceph_pool "$cdir" rbd; vm_ceph "$cdir" osd pool ls detail; }
-health() { vm_ceph "$cdir" -s; }
+health_ok() { vm_ceph "$cdir" health | grep -q '^HEALTH_OK'; }
+health() { wait_for 180 health_ok || true; vm_ceph "$cdir" -s; health_ok; }
 create() { vm_rbd "$cdir" create --size 128M "$image"; vm_rbd "$cdir" info "$image"; }
 
 map() {
@@ -73,7 +74,7 @@ step "ceph: keys, monmap, mon, mgr, osd started" bootstrap
 step "ceph: OSD up and in" ceph_wait_osd "$cdir"
 step "ceph: pool rbd" pool
 step "ceph: mgr available" mgr_up
-step "ceph: status" health
+step "ceph: HEALTH_OK" health
 step "rbd create 128M" create
 step "rbd map (krbd)" map
 step "mkfs.ext4 + mount + write 16 MiB + umount" mkfs_write
