@@ -227,10 +227,10 @@ public sealed partial class ChartConventionTests(PackagingFixture fixture)
         var capabilities = new CsiScst.Csi.CsiCapabilities();
         CsiScst.Csi.Node.NodeServiceCollectionExtensions.AddNodePlugin(
             new Microsoft.Extensions.DependencyInjection.ServiceCollection(), capabilities, new CsiScst.Csi.Node.NodePluginOptions());
-        Assert.Contains(Csi.V1.NodeServiceCapability.Types.RPC.Types.Type.VolumeMountGroup, capabilities.Node);
-        Assert.Contains(Csi.V1.NodeServiceCapability.Types.RPC.Types.Type.StageUnstageVolume, capabilities.Node);
-        Assert.Contains(Csi.V1.ControllerServiceCapability.Types.RPC.Types.Type.PublishUnpublishVolume, CsiScst.Csi.Controller.ControllerRegistration.Capabilities);
-        Assert.Contains(Csi.V1.ControllerServiceCapability.Types.RPC.Types.Type.GetCapacity, CsiScst.Csi.Controller.ControllerRegistration.Capabilities);
+        Assert.Contains(global::Csi.V1.NodeServiceCapability.Types.RPC.Types.Type.VolumeMountGroup, capabilities.Node);
+        Assert.Contains(global::Csi.V1.NodeServiceCapability.Types.RPC.Types.Type.StageUnstageVolume, capabilities.Node);
+        Assert.Contains(global::Csi.V1.ControllerServiceCapability.Types.RPC.Types.Type.PublishUnpublishVolume, CsiScst.Csi.Controller.ControllerRegistration.Capabilities);
+        Assert.Contains(global::Csi.V1.ControllerServiceCapability.Types.RPC.Types.Type.GetCapacity, CsiScst.Csi.Controller.ControllerRegistration.Capabilities);
     }
 
     [Theory]

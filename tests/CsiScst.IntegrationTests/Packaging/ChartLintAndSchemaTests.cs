@@ -27,8 +27,8 @@ public sealed class ChartLintAndSchemaTests(PackagingFixture fixture)
         var chart = await fixture.RenderAsync(valuesFile);
         Assert.Single(chart.OfKind("Deployment"));
         Assert.Single(chart.OfKind("CSIDriver"));
-        Assert.NotEmpty(chart.OfKind("DaemonSet").Where(d => d.Name.Contains("-node", StringComparison.Ordinal)));
-        Assert.NotEmpty(chart.OfKind("DaemonSet").Where(d => d.Name.Contains("-target", StringComparison.Ordinal)));
+        Assert.Contains(chart.OfKind("DaemonSet"), d => d.Name.Contains("-node", StringComparison.Ordinal));
+        Assert.Contains(chart.OfKind("DaemonSet"), d => d.Name.Contains("-target", StringComparison.Ordinal));
         Assert.NotEmpty(chart.OfKind("StorageClass"));
     }
 
@@ -50,7 +50,7 @@ public sealed class ChartLintAndSchemaTests(PackagingFixture fixture)
         { ["--set", "target.pools[0].name=c", "--set", "target.pools[0].backend=rbd", "--set", "target.pools[0].pool=p", "--set", "target.pools[0].flatten=sometimes"], "at '/target/pools/0/flatten'" },
         { ["--set", "storageClasses[0].name=sc", "--set", "storageClasses[0].chap=static"], "missing property 'secretName'" },
         { ["--set", "storageClasses[0].name=sc", "--set", "storageClasses[0].chap=mutual"], "at '/storageClasses/0/chap'" },
-        { ["--set", "storageClasses[0].name=sc", "--set", "storageClasses[0].parameters.blocksize=4096"], "at '/storageClasses/0/parameters'" },
+        { ["--set", "storageClasses[0].name=sc", "--set", "storageClasses[0].parameters.blocksize=4096"], "invalid propertyName 'blocksize'" },
         { ["--set", "sidecars.provisioner.timeout=5 minutes"], "at '/sidecars/provisioner/timeout'" },
         { ["--set", "topology.enabled=true"], "at '/topology/zones'" },
         { ["--set", "target.nodeSelector=null"], "missing property 'nodeSelector'" },

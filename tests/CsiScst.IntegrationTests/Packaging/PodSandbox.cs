@@ -27,6 +27,12 @@ public sealed partial class PodSandbox : IDisposable
             var local = _root.Combine("mounts", mount.Name);
             Directory.CreateDirectory(local);
             _mounts.Add((mount.MountPath, local));
+        }
+        // Longest mount paths first, so /sys/kernel/config wins over /sys.
+        _mounts.Sort((a, b) => b.MountPath.Length.CompareTo(a.MountPath.Length));
+        foreach (var mount in Container.VolumeMounts ?? [])
+        {
+            var local = _root.Combine("mounts", mount.Name);
             var volume = volumes[mount.Name];
             if (volume.Secret is { } secret)
             {
@@ -43,8 +49,6 @@ public sealed partial class PodSandbox : IDisposable
                 }
             }
         }
-        // Longest mount paths first, so /sys/kernel/config wins over /sys.
-        _mounts.Sort((a, b) => b.MountPath.Length.CompareTo(a.MountPath.Length));
         Environment = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var variable in Container.Env ?? [])
         {
@@ -97,13 +101,16 @@ public sealed partial class PodSandbox : IDisposable
         return Remap(text);
     }
 
+    /// <summary>Mount paths to local directories in one pass (a local path under /tmp is never remapped again).</summary>
     private string Remap(string text)
     {
-        foreach (var (mountPath, local) in _mounts)
+        if (_mounts.Count == 0)
         {
-            text = Regex.Replace(text, $"(?<=^|=|unix://|\"|\\s){Regex.Escape(mountPath)}(?=/|$|\"|\\s)", local.Replace("$", "$$", StringComparison.Ordinal), RegexOptions.Multiline);
+            return text;
         }
-        return text;
+        var alternatives = string.Join('|', _mounts.Select(m => Regex.Escape(m.MountPath)));
+        return Regex.Replace(text, $"(?<=^|=|unix://|\"|\\s)({alternatives})(?=/|$|\"|\\s)",
+            m => _mounts.First(x => x.MountPath == m.Groups[1].Value).Local, RegexOptions.Multiline);
     }
 
     [GeneratedRegex(@"\$\(([A-Z_][A-Z0-9_]*)\)")]
