@@ -1,4 +1,5 @@
 using CsiScst.Backends.File;
+using CsiScst.Backends.Lvm;
 using CsiScst.Backends.Pools;
 using CsiScst.Backends.Rbd;
 using CsiScst.Core.Errors;
@@ -28,6 +29,7 @@ public sealed class StorageBackendFactory
     public IStorageBackend Create(PoolOptions options) => options switch
     {
         FilePoolOptions file => new FileBackend(file, _names, _externalTime, _loggers.CreateLogger<FileBackend>()),
+        LvmPoolOptions lvm => new LvmBackend(lvm, _names, _tools, _loggers.CreateLogger<LvmBackend>()),
         RbdPoolOptions rbd => new RbdBackend(rbd, _names, _tools, _loggers.CreateLogger<RbdBackend>()),
         _ => throw StatusException.Unimplemented($"pool '{options.Name}': backend {options.Backend} is not available in this build"),
     };
