@@ -32,6 +32,23 @@ public sealed class ChartLintAndSchemaTests(PackagingFixture fixture)
         Assert.NotEmpty(chart.OfKind("StorageClass"));
     }
 
+    [Theory]
+    [MemberData(nameof(ValuesSets))]
+    public async Task Notes_tell_what_to_check_next(string valuesFile)
+    {
+        // A client-side dry run renders NOTES.txt without a cluster.
+        string[] values = valuesFile.Length == 0 ? [] : ["-f", Path.Combine(RepoPaths.ChartValues, valuesFile)];
+        var install = await fixture.Tools.HelmAsync(["install", HelmTools.Release, RepoPaths.Chart, "--namespace", HelmTools.Namespace, "--dry-run=client", .. values]);
+        Assert.True(install.ExitCode == 0, install.Describe());
+        var notes = install.StandardOutput[install.StandardOutput.IndexOf("NOTES:", StringComparison.Ordinal)..];
+        Assert.Contains("iscsid", notes);
+        Assert.Contains("pod-security.kubernetes.io/enforce=privileged", notes);
+        Assert.Contains("kubectl label node <storage-node> csi-scst.io/storage=true", notes);
+        Assert.Contains("docs/troubleshooting.md", notes);
+        Assert.Equal(valuesFile == "lvm.yaml", notes.Contains("LVM device filter", StringComparison.Ordinal));
+        Assert.DoesNotContain("<no value>", notes);
+    }
+
     [Fact]
     public async Task Two_example_files_combine()
     {
