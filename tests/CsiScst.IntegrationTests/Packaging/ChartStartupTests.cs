@@ -42,6 +42,32 @@ public sealed class ChartStartupTests(PackagingFixture fixture)
     }
 
     [Fact]
+    public async Task Node_plugin_starts_with_the_chart_arguments_and_registers_its_initiator()
+    {
+        // The chart's default runs the host's iscsiadm through nsenter into PID 1's mount namespace, which
+        // this sandbox does not allow; the image's own iscsiadm (hostIscsiadm=false) takes every other flag as is.
+        var chart = await fixture.Tools.RenderAsync("--set", "node.hostIscsiadm=false");
+        var pod = chart.Typed<V1DaemonSet>("DaemonSet", $"{HelmTools.Release}-node").Spec.Template.Spec;
+        using var sandbox = new PodSandbox(chart, pod);
+        await using var process = sandbox.Start();
+        var socket = Path.Combine(sandbox.LocalPath("/csi"), "csi.sock");
+        await process.WaitForSocketAsync(socket);
+        using var channel = DriverProcess.Channel(socket);
+        var info = await new global::Csi.V1.Node.NodeClient(channel).NodeGetInfoAsync(new global::Csi.V1.NodeGetInfoRequest());
+        // The node id carries the initiator IQN, generated into the (host's) /etc/iscsi when it was missing.
+        var nameFile = File.ReadAllText(Path.Combine(sandbox.LocalPath("/etc/iscsi"), "initiatorname.iscsi")).Trim();
+        Assert.StartsWith("InitiatorName=", nameFile);
+        Assert.Equal($"{PodSandbox.NodeName}/{nameFile["InitiatorName=".Length..]}", info.NodeId);
+        var capabilities = await new global::Csi.V1.Node.NodeClient(channel).NodeGetCapabilitiesAsync(new global::Csi.V1.NodeGetCapabilitiesRequest());
+        Assert.Contains(capabilities.Capabilities, c => c.Rpc.Type == global::Csi.V1.NodeServiceCapability.Types.RPC.Types.Type.VolumeMountGroup);
+
+        var metricsPort = sandbox.Ports[pod.Containers.Single(c => c.Name == "csi-scst").Ports.Single(p => p.Name == "metrics").ContainerPort];
+        using var http = new HttpClient();
+        MetricsDocumentation.AssertDocumented(await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics"));
+        Assert.Equal(0, await process.StopAsync());
+    }
+
+    [Fact]
     public async Task Target_starts_with_the_chart_arguments_and_trusts_only_the_chart_controller_certificate()
     {
         var controlPort = FreePort.Next();
