@@ -1,5 +1,7 @@
+extern alias k8sfull;
+
 using System.Text.RegularExpressions;
-using k8s.Models;
+using k8sfull::k8s.Models;
 
 namespace CsiScst.IntegrationTests.Packaging;
 

@@ -1,6 +1,8 @@
+extern alias k8sfull;
+
 using System.Text.Json.Nodes;
-using k8s;
-using k8s.Models;
+using k8sfull::k8s;
+using k8sfull::k8s.Models;
 
 namespace CsiScst.IntegrationTests.Packaging;
 

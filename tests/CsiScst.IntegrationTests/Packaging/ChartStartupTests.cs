@@ -1,9 +1,11 @@
+extern alias k8sfull;
+
 using CsiScst.Core.Grpc;
 using CsiScst.Core.Tls;
 using CsiScst.Engine.Api;
 using CsiScst.IntegrationTests.Infrastructure;
 using Grpc.Core;
-using k8s.Models;
+using k8sfull::k8s.Models;
 
 namespace CsiScst.IntegrationTests.Packaging;
 

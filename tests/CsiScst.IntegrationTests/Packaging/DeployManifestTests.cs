@@ -1,10 +1,12 @@
+extern alias k8sfull;
+
 using System.Text.RegularExpressions;
 using CsiScst.Backends.Pools;
 using CsiScst.Core.Tls;
 using CsiScst.Csi.Controller;
 using CsiScst.IntegrationTests.Infrastructure;
 using Google.Protobuf.Collections;
-using k8s.Models;
+using k8sfull::k8s.Models;
 
 namespace CsiScst.IntegrationTests.Packaging;
 
@@ -89,10 +91,10 @@ public sealed partial class DeployManifestTests(PackagingFixture fixture)
         var all = Directory.GetFiles(Path.Combine(RepoPaths.Deploy, "examples"), "*.yaml").Select(RenderedChart.Load).SelectMany(r => r.Manifests).ToList();
         var chart = all.Where(m => m.Kind == "StorageClass").Select(m => (string?)m.Json["parameters"]?["pool"]).ToHashSet();
         Assert.Superset(new HashSet<string?> { "thick", "thin", "ceph", "files" }, chart);
-        var pods = all.Where(m => m.Kind == "Pod").Select(m => k8s.KubernetesYaml.Deserialize<V1Pod>(m.Text, strict: true)).ToList();
+        var pods = all.Where(m => m.Kind == "Pod").Select(m => k8sfull::k8s.KubernetesYaml.Deserialize<V1Pod>(m.Text, strict: true)).ToList();
         Assert.Contains(pods, p => p.Spec.Containers.Any(c => c.VolumeDevices?.Count > 0));
         Assert.Contains(pods, p => p.Spec.Containers.Any(c => c.VolumeMounts?.Count > 0));
-        var claims = all.Where(m => m.Kind == "PersistentVolumeClaim").Select(m => k8s.KubernetesYaml.Deserialize<V1PersistentVolumeClaim>(m.Text, strict: true)).ToList();
+        var claims = all.Where(m => m.Kind == "PersistentVolumeClaim").Select(m => k8sfull::k8s.KubernetesYaml.Deserialize<V1PersistentVolumeClaim>(m.Text, strict: true)).ToList();
         Assert.Contains(claims, c => c.Spec.VolumeMode == "Block");
         Assert.Contains(claims, c => c.Spec.DataSource?.Kind == "VolumeSnapshot");
         Assert.Contains(claims, c => c.Spec.DataSource?.Kind == "PersistentVolumeClaim");

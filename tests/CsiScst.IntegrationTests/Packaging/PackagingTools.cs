@@ -1,7 +1,9 @@
+extern alias k8sfull;
+
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
-using k8s;
+using k8sfull::k8s;
 using YamlDotNet.RepresentationModel;
 
 namespace CsiScst.IntegrationTests.Packaging;

@@ -1,7 +1,9 @@
+extern alias k8sfull;
+
 using System.Text;
 using System.Text.RegularExpressions;
 using CsiScst.IntegrationTests.Infrastructure;
-using k8s.Models;
+using k8sfull::k8s.Models;
 
 namespace CsiScst.IntegrationTests.Packaging;
 
