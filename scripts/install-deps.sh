@@ -14,7 +14,7 @@ test=("${quickstart[@]}" open-iscsi lvm2 thin-provisioning-tools xfsprogs e2fspr
 
 case "$profile" in
   quickstart) wanted=("${quickstart[@]}") ;;
-  test) wanted=("${test[@]}") ;;
+  test) wanted=("${test[@]}" jq) ;;
   *) echo "usage: $0 quickstart|test" >&2; exit 2 ;;
 esac
 
@@ -49,5 +49,5 @@ fi
 # Debian's tgt package starts a tgtd that takes port 3260 on every address where init scripts run;
 # our tests and the quick start run their own daemons, so make sure no packaged one is in the way.
 if command -v tgtadm >/dev/null 2>&1 && tgtadm --lld iscsi --mode system --op show >/dev/null 2>&1; then
-  echo "note: a tgtd is already running (control port 0); csi-scst's quick start uses its own control port"
+  echo "note: a tgtd already runs on control port 0; the quick start runs its own tgtd on another control port and portal"
 fi

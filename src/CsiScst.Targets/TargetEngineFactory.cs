@@ -1,6 +1,11 @@
+using CsiScst.Core;
 using CsiScst.Core.Health;
+using CsiScst.Core.Ids;
+using CsiScst.Targets.Lio;
+using CsiScst.Targets.Scst;
 using CsiScst.Targets.Tgt;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace CsiScst.Targets;
 
@@ -8,6 +13,8 @@ namespace CsiScst.Targets;
 public sealed record TargetEngineSelection
 {
     public required string Kind { get; init; }
+    /// <summary>"ip:port" portals initiators use (every engine listens there; tgt and LIO add missing ones).</summary>
+    public IReadOnlyList<string> Portals { get; init; } = [];
     public TgtOptions Tgt { get; init; } = new();
     public string ScstSysfsRoot { get; init; } = "/sys/kernel/scst_tgt";
     public string ScstConfigFile { get; init; } = "/etc/scst.conf";
@@ -15,8 +22,8 @@ public sealed record TargetEngineSelection
 }
 
 /// <summary>
-/// The one place where target engines plug in: registers the selected engine as the process's
-/// <see cref="ITargetEngine"/> (with its readiness check).
+/// The one place where target engines plug in: registers the selected engine (SCST, LIO or tgt) as the
+/// process's <see cref="ITargetEngine"/>, with its readiness check.
 /// </summary>
 public static class TargetEngineFactory
 {
@@ -29,11 +36,7 @@ public static class TargetEngineFactory
     /// <summary>Null when <paramref name="kind"/> can run in this build; otherwise why not (said at start-up, before anything is touched).</summary>
     public static string? Unavailable(string kind) => kind switch
     {
-        Tgt => null,
-        // ---- SCST plugs in here: return null once src/CsiScst.Targets/Scst (branch scst) is merged.
-        Scst => "the SCST engine (--engine scst) is not part of this build yet; use --engine tgt",
-        // ---- LIO plugs in here: return null once src/CsiScst.Targets/Lio is merged.
-        Lio => "the LIO engine (--engine lio) is not part of this build yet; use --engine tgt",
+        Tgt or Scst or Lio => null,
         _ => $"unknown engine '{kind}'; expected {string.Join(", ", Kinds)}",
     };
 
@@ -46,17 +49,34 @@ public static class TargetEngineFactory
         switch (selection.Kind)
         {
             case Tgt:
+                services.TryAddSingleton(sp =>
+                {
+                    var driver = sp.GetRequiredService<DriverOptions>();
+                    return new ObjectNames(driver.InstanceId, driver.IqnPrefix);
+                });
                 services.AddSingleton(selection.Tgt);
                 services.AddSingleton<TgtEngine>();
                 services.AddSingleton<ITargetEngine>(sp => sp.GetRequiredService<TgtEngine>());
                 services.AddSingleton<IReadinessCheck, TargetEngineReadinessCheck>();
                 return services;
-            // ---- SCST plugs in here:
-            //   case Scst:
-            //       return services.AddScstEngine(o => { o.SysfsRoot = selection.ScstSysfsRoot; o.ConfigFile = selection.ScstConfigFile; });
-            // ---- LIO plugs in here:
-            //   case Lio:
-            //       return services.AddLioEngine(o => o.ConfigfsRoot = selection.LioConfigfsRoot);
+            case Scst:
+                // Registers its own readiness check.
+                return services.AddScstEngine(o =>
+                {
+                    o.SysfsRoot = selection.ScstSysfsRoot;
+                    o.ConfigFile = selection.ScstConfigFile;
+                });
+            case Lio:
+                services.AddLioTargetEngine(o =>
+                {
+                    o.ConfigfsRoot = selection.LioConfigfsRoot;
+                    if (selection.Portals.Count > 0)
+                    {
+                        o.DefaultPortals = [.. selection.Portals];
+                    }
+                });
+                services.AddSingleton<IReadinessCheck, TargetEngineReadinessCheck>();
+                return services;
             default:
                 throw new InvalidOperationException($"engine '{selection.Kind}' has no registration");
         }

@@ -23,7 +23,8 @@ namespace CsiScst.Backends.Lvm;
 /// </summary>
 public sealed class LvmBackend : IStorageBackend
 {
-    internal const string PendingTag = "csi-scst_pending";
+    /// <summary>On a thick LV whose zeroing or clone copy has not finished (documented in docs/backends.md).</summary>
+    public const string PendingTag = "csi-scst_pending";
     internal const string CloneSourceTag = "csi-scst_clone_source";
     private const string SnapshotMarker = "-snap-";
     private const string CloneMarker = "-clone-";

@@ -68,7 +68,9 @@ public sealed class RbdBackend : IStorageBackend
 
     public async Task<PoolCapacity> GetCapacityAsync(CancellationToken cancellationToken)
     {
-        var pool = await PoolStatsAsync($"rbd pool {PoolName}: capacity", cancellationToken).ConfigureAwait(false);
+        var pool = await PoolStatsAsync($"rbd pool {PoolName}: capacity", cancellationToken).ConfigureAwait(false)
+            // The manager publishes a new pool's statistics a moment after it is created; a missing pool stays missing.
+            ?? throw StatusException.Unavailable($"rbd pool {PoolName}: ceph df does not list the Ceph pool {_options.Pool} (missing, or created a moment ago)");
         var available = pool.MaxAvailable;
         var total = pool.Stored + pool.MaxAvailable;
         if (pool.QuotaBytes > 0)
@@ -448,12 +450,12 @@ public sealed class RbdBackend : IStorageBackend
         return ParseList(result.StandardOutput, RbdJsonContext.Default.ListRbdMapping, "rbd showmapped");
     }
 
-    private async Task<CephDfPoolStats> PoolStatsAsync(string what, CancellationToken cancellationToken)
+    /// <summary>The pool's line of <c>ceph df detail</c>, or null when the manager does not list it (yet).</summary>
+    private async Task<CephDfPoolStats?> PoolStatsAsync(string what, CancellationToken cancellationToken)
     {
         var result = await _cli.CephAsync(what, ["df", "detail", "--format", "json"], cancellationToken).ConfigureAwait(false);
         var df = Parse(result.StandardOutput, RbdJsonContext.Default.CephDf, "ceph df");
-        return df.Pools.FirstOrDefault(p => p.Name == _options.Pool)?.Stats
-            ?? throw StatusException.FailedPrecondition($"{what}: the Ceph pool {_options.Pool} does not exist");
+        return df.Pools.FirstOrDefault(p => p.Name == _options.Pool)?.Stats;
     }
 
     /// <summary>
@@ -463,6 +465,11 @@ public sealed class RbdBackend : IStorageBackend
     private async Task EnsureRoomAsync(string what, CancellationToken cancellationToken)
     {
         var pool = await PoolStatsAsync(what, cancellationToken).ConfigureAwait(false);
+        if (pool is null)
+        {
+            // Not in the manager's statistics yet: rbd itself will say if the pool is missing.
+            return;
+        }
         if (pool.QuotaBytes > 0 && pool.Stored >= pool.QuotaBytes)
         {
             throw StatusException.ResourceExhausted(

@@ -156,6 +156,10 @@ internal sealed class RbdCli
             }
             return StatusException.Unavailable($"{what}: cannot reach the Ceph cluster ({MonitorsText}): {tail}", inner);
         }
+        if (exitCode == ENOENT && stderr.Contains("error opening pool", StringComparison.Ordinal))
+        {
+            return StatusException.Unavailable($"{what}: the Ceph pool {PoolSpec} cannot be opened (does it exist?): {tail}", inner);
+        }
         return exitCode switch
         {
             EPERM or EACCES => new StatusException(StatusCode.PermissionDenied,

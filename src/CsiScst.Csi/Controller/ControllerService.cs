@@ -521,9 +521,10 @@ public sealed class ControllerService : global::Csi.V1.Controller.ControllerBase
         var size = Capacity.Choose(request.CapacityRange, request.CapacityRange.RequiredBytes, granularity);
         var capacity = await engine.ExpandVolumeAsync(id.Key, id.Pool, size, request.CapacityRange.LimitBytes, context.CancellationToken)
             .ConfigureAwait(false);
-        var block = request.VolumeCapability?.AccessTypeCase == VolumeCapability.AccessTypeOneofCase.Block;
         _logger.LogInformation("Volume {VolumeId} expanded to {CapacityBytes} bytes", id, capacity);
-        return new ControllerExpandVolumeResponse { CapacityBytes = capacity, NodeExpansionRequired = !block };
+        // Block volumes need the node too: the initiator sees the new size only after it rescans its iSCSI
+        // session, and NodeExpandVolume is where the node plugin does that (filesystems are grown there as well).
+        return new ControllerExpandVolumeResponse { CapacityBytes = capacity, NodeExpansionRequired = true };
     }
 
     public override Task<ControllerModifyVolumeResponse> ControllerModifyVolume(ControllerModifyVolumeRequest request, ServerCallContext context)

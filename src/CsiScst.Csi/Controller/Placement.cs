@@ -15,14 +15,19 @@ public static class Placement
     public static EngineHandle Choose(EngineView view, string pool, TopologyRequirement? requirement, bool topology,
         Func<PoolInfo, long> sizeIn)
     {
+        if (view.Usable.Count == 0 && view.Unusable.Count == 0 && view.DiscoveryError is null)
+        {
+            throw StatusException.Unavailable("no target engine is known to this controller: configure --engine (static discovery) or start the target pods (kubernetes discovery)");
+        }
         var offering = view.Usable.Where(e => e.Pool(pool) is not null).ToArray();
         if (offering.Length == 0)
         {
             var pools = string.Join("; ", view.Usable.Select(e => $"{e.NodeId}: {string.Join(", ", e.Info.Pools.Select(p => p.Name))}"));
-            if (view.Unusable.Count > 0)
+            if (view.Unusable.Count > 0 || view.DiscoveryError is not null)
             {
+                var problems = string.Join("; ", new[] { view.DescribeProblems(), view.DiscoveryError ?? "" }.Where(p => p.Length > 0));
                 throw StatusException.Unavailable(
-                    $"no reachable target node offers pool '{pool}' (pools: {(pools.Length > 0 ? pools : "none")}); unreachable: {view.DescribeProblems()}; retry when they are back");
+                    $"no reachable target node offers pool '{pool}' (pools: {(pools.Length > 0 ? pools : "none")}); {problems}");
             }
             throw StatusException.InvalidArgument(
                 $"no target node offers pool '{pool}' (pools: {(pools.Length > 0 ? pools : "no engine answers")}); fix the StorageClass parameter pool or the engines' --pool");

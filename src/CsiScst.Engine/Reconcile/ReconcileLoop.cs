@@ -27,7 +27,15 @@ public sealed class ReconcileLoop : BackgroundService
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
         // Hosted services start before Kestrel: no RPC sees an empty index.
-        await _store.LoadAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _store.LoadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            // Said at start-up as a plain error (the role runner reports IOExceptions), not a stack trace.
+            throw new IOException($"cannot use the state directory {_store.Directory}: {e.Message}", e);
+        }
         await base.StartAsync(cancellationToken).ConfigureAwait(false);
     }
 

@@ -4,6 +4,7 @@ using CsiScst.Core;
 using CsiScst.Core.Errors;
 using CsiScst.Core.Ids;
 using CsiScst.Core.Locking;
+using CsiScst.Core.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -33,9 +34,13 @@ public sealed class ScstEngine : ITargetEngine
     private readonly ILogger<ScstEngine> _logger;
     private readonly TimeProvider _time;
     private readonly KeyedLocks _locks = new();
+    private readonly ExternalTime _externalTime;
+    private int _fullReconcileDone;
 
-    public ScstEngine(ScstSysfs sysfs, ScstConfigWriter config, IOptions<ScstOptions> options, DriverOptions driver, ILogger<ScstEngine> logger, TimeProvider? time = null)
+    public ScstEngine(ScstSysfs sysfs, ScstConfigWriter config, IOptions<ScstOptions> options, DriverOptions driver, ExternalTime externalTime,
+        ILogger<ScstEngine> logger, TimeProvider? time = null)
     {
+        _externalTime = externalTime;
         _sysfs = sysfs;
         _reader = new ScstStateReader(sysfs);
         _config = config;
@@ -155,7 +160,11 @@ public sealed class ScstEngine : ITargetEngine
 
     public async Task<IReadOnlyList<ActualExport>> ListExportsAsync(CancellationToken cancellationToken)
     {
-        var snapshot = await _reader.ReadOursAsync(_names, cancellationToken).ConfigureAwait(false);
+        ScstSnapshot snapshot;
+        using (_externalTime.Measure())
+        {
+            snapshot = await _reader.ReadOursAsync(_names, full: true, cancellationToken).ConfigureAwait(false);
+        }
         var keys = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var iqn in snapshot.Targets.Keys)
         {
@@ -193,7 +202,15 @@ public sealed class ScstEngine : ITargetEngine
     {
         // Someone else may have changed our objects: cached config sections are re-read.
         _config.InvalidateAll();
-        var snapshot = await _reader.ReadOursAsync(_names, cancellationToken).ConfigureAwait(false);
+        // The first reconcile (start-up) checks everything. Later ones skip the creation parameters (block size,
+        // caching, thin, rotational): SCST cannot change them in place, EnsureExport checks them on every call,
+        // and leaving them out halves what a no-change pass reads.
+        var full = Interlocked.Exchange(ref _fullReconcileDone, 1) == 0;
+        ScstSnapshot snapshot;
+        using (_externalTime.Measure())
+        {
+            snapshot = await _reader.ReadOursAsync(_names, full, cancellationToken).ConfigureAwait(false);
+        }
         var changes = new ScstChanges();
         var errors = new List<string>();
         int checkedCount = 0, repaired = 0, orphans = 0;

@@ -20,7 +20,12 @@ internal sealed partial class ScstStateReader(ScstSysfs sysfs)
     [GeneratedRegex("^allowed_portal[0-9]*$")]
     private static partial Regex AllowedPortalAttribute();
 
-    public async Task<ScstDeviceState?> ReadDeviceAsync(string name, CancellationToken cancellationToken)
+    /// <summary>
+    /// One device. <paramref name="full"/> also reads the creation parameters (block size, caching, thin,
+    /// rotational) and the size, which SCST cannot change in place; without it only what identifies the export
+    /// is read (handler, filename, serials, active).
+    /// </summary>
+    public async Task<ScstDeviceState?> ReadDeviceAsync(string name, CancellationToken cancellationToken, bool full = true)
     {
         if (!sysfs.DirectoryExists(ScstPaths.Device(name)))
         {
@@ -34,20 +39,27 @@ internal sealed partial class ScstStateReader(ScstSysfs sysfs)
         async Task<string?> Line(string attribute) =>
             await sysfs.ReadLineAsync(ScstPaths.DeviceAttribute(name, attribute), cancellationToken).ConfigureAwait(false);
 
-        return new ScstDeviceState
+        var device = new ScstDeviceState
         {
             Name = name,
             Handler = handler,
             Filename = await Line("filename").ConfigureAwait(false),
+            T10DevId = await Line("t10_dev_id").ConfigureAwait(false),
+            Usn = await Line("usn").ConfigureAwait(false),
+            Active = ParseBool(await Line("active").ConfigureAwait(false)),
+        };
+        if (!full)
+        {
+            return device;
+        }
+        return device with
+        {
             BlockSize = ParseInt(await Line("blocksize").ConfigureAwait(false)),
             WriteThrough = ParseBool(await Line("write_through").ConfigureAwait(false)),
             NvCache = ParseBool(await Line("nv_cache").ConfigureAwait(false)),
             ThinProvisioned = ParseBool(await Line("thin_provisioned").ConfigureAwait(false)),
             Rotational = ParseBool(await Line("rotational").ConfigureAwait(false)),
-            T10DevId = await Line("t10_dev_id").ConfigureAwait(false),
-            Usn = await Line("usn").ConfigureAwait(false),
             SizeBytes = ParseLong(await Line("size").ConfigureAwait(false)),
-            Active = ParseBool(await Line("active").ConfigureAwait(false)),
         };
     }
 
@@ -137,35 +149,44 @@ internal sealed partial class ScstStateReader(ScstSysfs sysfs)
         return luns;
     }
 
-    /// <summary>All devices and iSCSI targets carrying this instance's prefix.</summary>
-    public async Task<ScstSnapshot> ReadOursAsync(ObjectNames names, CancellationToken cancellationToken)
+    /// <summary>
+    /// All devices and iSCSI targets carrying this instance's prefix, read by a few workers in parallel (sysfs
+    /// reads need no lock). The caller accounts the whole pass as external time: the workers do not flow the
+    /// caller's context, so parallel reads are not counted twice.
+    /// </summary>
+    public async Task<ScstSnapshot> ReadOursAsync(ObjectNames names, bool full, CancellationToken cancellationToken)
     {
-        var devices = new Dictionary<string, ScstDeviceState>(StringComparer.Ordinal);
-        foreach (var name in sysfs.ListDirectories(ScstPaths.Devices))
+        var deviceNames = sysfs.ListDirectories(ScstPaths.Devices).Where(n => names.KeyFromDeviceName(n) is not null).ToList();
+        var targetNames = sysfs.ListDirectories(ScstPaths.IscsiRoot).Where(n => names.KeyFromTargetIqn(n) is not null).ToList();
+        var devices = new System.Collections.Concurrent.ConcurrentDictionary<string, ScstDeviceState>(StringComparer.Ordinal);
+        var targets = new System.Collections.Concurrent.ConcurrentDictionary<string, ScstTargetState>(StringComparer.Ordinal);
+        var work = deviceNames.Select(n => (Device: true, Name: n)).Concat(targetNames.Select(n => (Device: false, Name: n)));
+        var options = new ParallelOptions { MaxDegreeOfParallelism = ReadParallelism, CancellationToken = cancellationToken };
+        Task pass;
+        using (ExecutionContext.SuppressFlow())
         {
-            if (names.KeyFromDeviceName(name) is null)
+            pass = Parallel.ForEachAsync(work, options, async (item, token) =>
             {
-                continue;
-            }
-            if (await ReadDeviceAsync(name, cancellationToken).ConfigureAwait(false) is { Handler: not null } device)
-            {
-                devices[name] = device;
-            }
+                if (item.Device)
+                {
+                    if (await ReadDeviceAsync(item.Name, token, full).ConfigureAwait(false) is { Handler: not null } device)
+                    {
+                        devices[item.Name] = device;
+                    }
+                }
+                else if (await ReadTargetAsync(item.Name, token).ConfigureAwait(false) is { } target)
+                {
+                    targets[item.Name] = target;
+                }
+            });
         }
-        var targets = new Dictionary<string, ScstTargetState>(StringComparer.Ordinal);
-        foreach (var iqn in sysfs.ListDirectories(ScstPaths.IscsiRoot))
-        {
-            if (names.KeyFromTargetIqn(iqn) is null)
-            {
-                continue;
-            }
-            if (await ReadTargetAsync(iqn, cancellationToken).ConfigureAwait(false) is { } target)
-            {
-                targets[iqn] = target;
-            }
-        }
-        return new ScstSnapshot(devices, targets);
+        await pass.ConfigureAwait(false);
+        return new ScstSnapshot(
+            new Dictionary<string, ScstDeviceState>(devices, StringComparer.Ordinal),
+            new Dictionary<string, ScstTargetState>(targets, StringComparer.Ordinal));
     }
+
+    private const int ReadParallelism = 4;
 
     internal static bool? ParseBool(string? text) => text?.Trim() switch
     {

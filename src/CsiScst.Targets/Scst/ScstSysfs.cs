@@ -31,7 +31,7 @@ internal enum ScstEntryKind
     Link,
 }
 
-internal readonly record struct ScstEntry(string Name, ScstEntryKind Kind, bool LinksToDirectory);
+internal readonly record struct ScstEntry(string Name, ScstEntryKind Kind);
 
 /// <summary>
 /// All I/O with SCST's sysfs tree (interfaces.md A.3): one command per write(2) with a trailing newline; every
@@ -52,6 +52,7 @@ public sealed class ScstSysfs
     private readonly ILogger<ScstSysfs> _logger;
     private readonly TimeProvider _time;
     private long _writes;
+    private long _reads;
 
     public ScstSysfs(IOptions<ScstOptions> options, ExternalTime externalTime, ScstFaultPoints faults, ILogger<ScstSysfs> logger, TimeProvider? time = null)
     {
@@ -67,6 +68,9 @@ public sealed class ScstSysfs
 
     /// <summary>Writes accepted so far (tests and the crash-test child report it).</summary>
     public long WriteCount => Interlocked.Read(ref _writes);
+
+    /// <summary>Reads, directory listings and link reads so far (what a reconcile costs, independent of machine load).</summary>
+    public long ReadCount => Interlocked.Read(ref _reads);
 
     public string PathOf(string relative) => relative.Length == 0 ? Root : Path.Join(Root, relative);
 
@@ -224,8 +228,9 @@ public sealed class ScstSysfs
         return new ScstValue(body, isKey);
     }
 
-    private static (int Errno, string Text) ReadOnce(string path)
+    private (int Errno, string Text) ReadOnce(string path)
     {
+        Interlocked.Increment(ref _reads);
         var fd = ScstNative.Open(path, ScstNative.O_RDONLY);
         if (fd < 0)
         {
@@ -248,6 +253,7 @@ public sealed class ScstSysfs
     internal IReadOnlyList<ScstEntry> List(string relative)
     {
         var path = PathOf(relative);
+        Interlocked.Increment(ref _reads);
         using var measured = _externalTime.Measure();
         try
         {
@@ -265,12 +271,11 @@ public sealed class ScstSysfs
     private static ScstEntry ToEntry(ref FileSystemEntry entry)
     {
         var name = entry.FileName.ToString();
-        if ((entry.Attributes & FileAttributes.ReparsePoint) != 0)
-        {
-            // A link (handler, device, luns …): IsDirectory follows it.
-            return new ScstEntry(name, ScstEntryKind.Link, entry.IsDirectory);
-        }
-        return new ScstEntry(name, entry.IsDirectory ? ScstEntryKind.Directory : ScstEntryKind.File, entry.IsDirectory);
+        // Every link in SCST's tree points at a directory (handler, device, luns, exportN, a handler's devices);
+        // not following it keeps a listing at one readdir instead of a stat per link.
+        return (entry.Attributes & FileAttributes.ReparsePoint) != 0
+            ? new ScstEntry(name, ScstEntryKind.Link)
+            : new ScstEntry(name, entry.IsDirectory ? ScstEntryKind.Directory : ScstEntryKind.File);
     }
 
     /// <summary>Names of the subdirectories (not links) of a directory.</summary>
@@ -280,6 +285,7 @@ public sealed class ScstSysfs
     /// <summary>The last path component a link points to (e.g. a LUN's device name), or null.</summary>
     internal string? ReadLinkName(string relative)
     {
+        Interlocked.Increment(ref _reads);
         using var measured = _externalTime.Measure();
         try
         {
@@ -295,6 +301,7 @@ public sealed class ScstSysfs
 
     internal bool DirectoryExists(string relative)
     {
+        Interlocked.Increment(ref _reads);
         using var measured = _externalTime.Measure();
         return Directory.Exists(PathOf(relative));
     }

@@ -555,6 +555,13 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
         {
             return;
         }
+        if (_options.Portals.Count > 0 && await AnswersAsync(_options.Portals[0], cancellationToken).ConfigureAwait(false))
+        {
+            // tgtd binds its portal with SO_REUSEPORT: a second daemon would share the port and the kernel would
+            // split initiator connections between the two. Refuse instead.
+            throw StatusException.Unavailable(
+                $"no tgtd answers on control port {_options.ControlPort}, but something already listens on portal {_options.Portals[0]} (another tgtd?); point --tgt-control-port at it or free the portal");
+        }
         List<string> args = ["-C", Text(_options.ControlPort)];
         if (_options.Portals.Count > 0)
         {
@@ -575,6 +582,30 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
             await Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken).ConfigureAwait(false);
         }
         throw StatusException.Unavailable($"started tgtd on control port {_options.ControlPort}, but it does not answer (is portal {_options.Portals.FirstOrDefault()} free?)");
+    }
+
+    private static async Task<bool> AnswersAsync(string portal, CancellationToken cancellationToken)
+    {
+        if (!System.Net.IPEndPoint.TryParse(portal, out var endpoint))
+        {
+            return false;
+        }
+        if (endpoint.Address.Equals(System.Net.IPAddress.Any))
+        {
+            endpoint.Address = System.Net.IPAddress.Loopback;
+        }
+        using var client = new System.Net.Sockets.TcpClient(endpoint.AddressFamily);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(2));
+        try
+        {
+            await client.ConnectAsync(endpoint, timeout.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
     }
 
     /// <summary>Adds configured portals tgtd does not listen on yet (tgt's portals are global, not per target).</summary>

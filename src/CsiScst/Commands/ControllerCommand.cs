@@ -175,7 +175,10 @@ internal sealed class ControllerOptionSet
         }
         if (setup.Discovery == EngineDiscoveryMode.Static && setup.StaticEngines.Count == 0)
         {
-            throw new ArgumentException("--discovery static needs at least one --engine NODE=tcp://ip:port");
+            // Identity and Probe still serve (e.g. before any storage node exists); volume calls answer
+            // UNAVAILABLE. Nothing is ever dialed, so no TLS material is needed yet.
+            Console.Error.WriteLine("warning: no --engine given (static discovery): volume operations will fail until engines are configured");
+            return setup;
         }
         var ca = parse.GetValue(TlsCa);
         var cert = parse.GetValue(TlsCert);

@@ -46,6 +46,13 @@ internal static class StandaloneCommand
 {
     public const string DefaultDataDirectory = "/var/lib/csi-scst";
 
+    /// <summary>
+    /// tgtd's default control port, so a running tgtd (the packaged service, or one an earlier run started) is
+    /// adopted rather than a second daemon started: two tgtds can bind the same portal (SO_REUSEPORT) and the
+    /// kernel would then split initiator connections between them. Only our prefixed objects are touched.
+    /// </summary>
+    public const int DefaultTgtControlPort = 0;
+
     public static Command Create()
     {
         var common = new CommonOptions("unix:///run/csi-scst/csi.sock");
@@ -128,8 +135,8 @@ internal sealed class StandaloneTargetOptions
 
     public Option<int> TgtControlPort { get; } = new("--tgt-control-port")
     {
-        Description = "tgtd control port.",
-        DefaultValueFactory = _ => 0,
+        Description = "Control port of the tgtd standalone adopts, or starts when none answers there.",
+        DefaultValueFactory = _ => StandaloneCommand.DefaultTgtControlPort,
     };
 
     public Option<TimeSpan> ReconcileInterval { get; } = new("--reconcile-interval")
@@ -188,6 +195,7 @@ internal sealed class StandaloneTargetOptions
             Engine = new TargetEngineSelection
             {
                 Kind = kind,
+                Portals = portals,
                 Tgt = new TgtOptions { ControlPort = parse.GetValue(TgtControlPort), StartDaemon = true, Portals = portals },
             },
             EngineOptions = new EngineOptions

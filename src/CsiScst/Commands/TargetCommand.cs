@@ -167,6 +167,7 @@ internal static class TargetCommand
                     Engine = new TargetEngineSelection
                     {
                         Kind = kind,
+                        Portals = allPortals,
                         Tgt = new TgtOptions { ControlPort = parse.GetValue(tgtControlPort), StartDaemon = parse.GetValue(tgtStartDaemon), Portals = allPortals },
                         ScstSysfsRoot = parse.GetValue(scstSysfsRoot)!,
                         ScstConfigFile = parse.GetValue(scstConfigFile)!,

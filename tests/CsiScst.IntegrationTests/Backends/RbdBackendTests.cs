@@ -424,10 +424,21 @@ public sealed class RbdBackendTests
             var image = $"csi-csi-{key}";
             var write = await _ceph.QemuIoInPoolAsync(pool, image, "write -P 0x77 0 12M");
             Assert.True(write.ExitCode == 0, write.StandardOutput + write.StandardError);
-            // The manager publishes pool statistics every second (mgr stats period = 1).
-            while ((await backend.GetCapacityAsync(ct)).AvailableBytes > 0)
+            // The manager publishes pool statistics every second (mgr stats period = 1); a new pool appears in them a moment later.
+            while (await AvailableAsync() is not 0)
             {
                 await Task.Delay(250, ct);
+            }
+            async Task<long?> AvailableAsync()
+            {
+                try
+                {
+                    return (await backend.GetCapacityAsync(ct)).AvailableBytes;
+                }
+                catch (StatusException e) when (e.Code == StatusCode.Unavailable && e.Message.Contains("does not list", StringComparison.Ordinal))
+                {
+                    return null;
+                }
             }
 
             var e = await Assert.ThrowsAsync<StatusException>(() => backend.CreateVolumeAsync(new CreateVolumeSpec(NewKey(), 4 * MiB), ct));

@@ -113,7 +113,7 @@ public sealed class ControllerEndToEndTests : IClassFixture<ControllerCluster>
             VolumeId = ids[3], CapacityRange = new CapacityRange { RequiredBytes = 24 * MiB }, VolumeCapability = BlockWriter,
         });
         Assert.True(grown.CapacityBytes >= 24 * MiB);
-        Assert.False(grown.NodeExpansionRequired);
+        Assert.True(grown.NodeExpansionRequired);
 
         var capacity = await Client.GetCapacityAsync(new GetCapacityRequest { Parameters = { ["pool"] = "files" } });
         Assert.True(capacity.AvailableCapacity > 0);

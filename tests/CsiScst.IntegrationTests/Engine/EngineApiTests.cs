@@ -314,6 +314,51 @@ public sealed class EngineApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Volumes_restored_from_a_snapshot_or_cloned_hold_the_source_data_as_an_initiator_reads_it()
+    {
+        await using var engine = await _harness.StartAsync();
+        using var client = _harness.Client();
+        var api = client.Api;
+        var portal = _harness.Tgtd.Portal;
+        var initiator = new IscsiInitiator(IqnA);
+
+        var source = Volume("pvc-source", 16L << 20);
+        var sourceVolume = (await api.EnsureVolumeAsync(source)).Volume;
+        await api.EnsureAccessAsync(new EnsureAccessRequest { Key = source.Key, Pool = "files", NodeId = NodeA, InitiatorIqn = IqnA });
+        var io = await initiator.QemuIoAsync(portal, sourceVolume.TargetIqn, 1, _harness.ScratchDirectory, "write -P 0xa1 0 1048576");
+        Assert.True(io.ExitCode == 0, io.All);
+
+        var snapshotKey = _harness.Names.SnapshotKey("snap-1");
+        var snapshot = (await api.EnsureSnapshotAsync(new EnsureSnapshotRequest { VolumeKey = source.Key, Pool = "files", SnapshotKey = snapshotKey, Name = "snap-1" })).Snapshot;
+        Assert.True(snapshot.ReadyToUse);
+        Assert.Equal(sourceVolume.CapacityBytes, snapshot.SizeBytes);
+        // Later writes to the source do not reach the snapshot.
+        io = await initiator.QemuIoAsync(portal, sourceVolume.TargetIqn, 1, _harness.ScratchDirectory, "write -P 0xb2 0 1048576");
+        Assert.True(io.ExitCode == 0, io.All);
+
+        var restoredRequest = Volume("pvc-restored", 8L << 20);
+        restoredRequest.Source = new ContentSource { Snapshot = new ContentSource.Types.FromSnapshot { VolumeKey = source.Key, SnapshotKey = snapshotKey } };
+        var restored = (await api.EnsureVolumeAsync(restoredRequest)).Volume;
+        Assert.Equal(sourceVolume.CapacityBytes, restored.CapacityBytes); // grown to the snapshot's size
+        var cloneRequest = Volume("pvc-clone", 16L << 20);
+        cloneRequest.Source = new ContentSource { Volume = new ContentSource.Types.FromVolume { VolumeKey = source.Key } };
+        var clone = (await api.EnsureVolumeAsync(cloneRequest)).Volume;
+
+        foreach (var (volume, pattern) in new[] { (restored, "0xa1"), (clone, "0xb2") })
+        {
+            await api.EnsureAccessAsync(new EnsureAccessRequest { Key = volume.Key, Pool = "files", NodeId = NodeA, InitiatorIqn = IqnA });
+            io = await initiator.QemuIoAsync(portal, volume.TargetIqn, 1, _harness.ScratchDirectory, $"read -P {pattern} 0 1048576");
+            Assert.True(io.ExitCode == 0 && !io.All.Contains("Pattern verification failed", StringComparison.Ordinal), $"{volume.Name}: {io.All}");
+        }
+
+        var listed = (await api.ListSnapshotsAsync(new ListSnapshotsRequest { VolumeKey = source.Key })).Snapshots;
+        Assert.Equal(snapshotKey, Assert.Single(listed).SnapshotKey);
+        await api.DeleteSnapshotAsync(new DeleteSnapshotRequest { VolumeKey = source.Key, Pool = "files", SnapshotKey = snapshotKey });
+        Assert.Empty((await api.ListSnapshotsAsync(new ListSnapshotsRequest())).Snapshots);
+        Assert.DoesNotContain(_harness.PoolFiles(), f => f.Contains(snapshotKey, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Engine_started_with_tgt_start_daemon_brings_up_tgtd_that_outlives_it()
     {
         await using var harness = await EngineHarness.CreateAsync(startTgtd: false);

@@ -181,8 +181,12 @@ internal sealed partial class EngineProcess : IAsyncDisposable
         _process.BeginErrorReadLine();
     }
 
-    /// <summary>The apphost next to the test assembly (the test project references the executable).</summary>
-    public static string BinaryPath => Path.Combine(AppContext.BaseDirectory, "csi-scst");
+    /// <summary>
+    /// The apphost next to the test assembly (the test project references the executable), or the binary
+    /// CSI_SCST_BINARY names (e.g. a Native AOT publish, to run the same tests against it).
+    /// </summary>
+    public static string BinaryPath =>
+        Environment.GetEnvironmentVariable("CSI_SCST_BINARY") is { Length: > 0 } binary ? binary : Path.Combine(AppContext.BaseDirectory, "csi-scst");
 
     public bool Exited => _process.HasExited;
 

@@ -10,6 +10,7 @@ namespace CsiScst.IntegrationTests.Scst;
 public sealed class ScstErrnoTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private const int EAGAIN = 11;
+    private const int EINTR = 4;
     private ScstTestTarget _scst = null!;
 
     public async Task InitializeAsync() => _scst = await ScstTestTarget.StartAsync(output);
@@ -22,7 +23,16 @@ public sealed class ScstErrnoTests(ITestOutputHelper output) : IAsyncLifetime
         // Each queued work takes longer than SCST lets a writer wait: every write answers EAGAIN.
         Assert.Equal(0, _scst.Control("work_ms", "150"));
         Assert.Equal(0, _scst.Control("wait_ms", "20"));
-        Assert.Equal(EAGAIN, _scst.Write("handlers/vdisk_nullio/mgmt", "add_device probe_eagain"));
+        // The runtime's own signals (GC suspension) can interrupt this raw probe write under load (EINTR);
+        // only then try again, under a new name since the interrupted work may still complete.
+        var probe = "probe_eagain";
+        var result = _scst.Write("handlers/vdisk_nullio/mgmt", $"add_device {probe}");
+        for (var attempt = 1; result == EINTR && attempt < 5; attempt++)
+        {
+            probe = $"probe_eagain{attempt}";
+            result = _scst.Write("handlers/vdisk_nullio/mgmt", $"add_device {probe}");
+        }
+        Assert.Equal(EAGAIN, result);
 
         // The model delays queued reads as much as writes (real SCST serves them quickly), so this engine saves no
         // scst.conf, which reads every device's filename through the queue.
@@ -33,7 +43,7 @@ public sealed class ScstErrnoTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(0, _scst.Control("work_ms", "0"));
         Assert.Equal(spec.Serial, _scst.Attr($"devices/{spec.DeviceName}/usn"));
         Assert.Equal("1", _scst.Attr($"targets/iscsi/{spec.TargetIqn}/enabled"));
-        Assert.True(_scst.Exists("devices/probe_eagain"));
+        Assert.True(_scst.Exists($"devices/{probe}"));
         var export = Assert.Single(await engine.ListExportsAsync(CancellationToken.None));
         Assert.True(export.Enabled);
         Assert.Equal([new InitiatorAccess(ScstTestTarget.Initiator1, false)], export.Initiators);

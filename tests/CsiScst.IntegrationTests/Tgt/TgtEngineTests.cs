@@ -340,6 +340,15 @@ public sealed class TgtEngineTests : IAsyncLifetime
             Assert.Equal(StatusCode.Unavailable, e.Code);
 
             var starting = CreateEngine(idle, startDaemon: true);
+            // Something else on the portal: no second listener is started (tgtd would share the port).
+            using (var squatter = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Parse(idle.Address), 3260))
+            {
+                squatter.Start();
+                var busy = await Assert.ThrowsAsync<StatusException>(() => starting.EnsureDaemonAsync(Run.Timeout()));
+                Assert.Equal(StatusCode.Unavailable, busy.Code);
+                Assert.Contains(idle.Portal, busy.Message);
+                Assert.False(await idle.AnswersAsync());
+            }
             await starting.EnsureDaemonAsync(Run.Timeout());
             Assert.True((await engine.ProbeAsync(Run.Timeout())).Ready);
             var portals = (await idle.AdmAsync(["--mode", "portal", "--op", "show"])).Stdout;

@@ -8,12 +8,14 @@ namespace CsiScst.Tests.Backends;
 /// (tests/fixtures/capture-*.sh; index.json names each capture's exact command line and exit code).
 /// A run is answered only by a capture of exactly that command line, so the tests also prove the
 /// command lines the code builds. Several captures of one command (lvs at different moments) are told
-/// apart by <see cref="Use"/>: the test says which state of the world is current.
+/// apart by <see cref="Use"/>: the test says which state of the world is current, and when one call of the
+/// code under test sees the world change (lvs before and after lvcreate), lists them in that order.
 /// </summary>
 internal sealed class CapturedToolRunner : IToolRunner
 {
     private readonly Dictionary<string, Capture> _byName = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string> _current = new(StringComparer.Ordinal);
+    // Per command line: the captures still to answer, in order; the last one keeps answering.
+    private readonly Dictionary<string, Queue<string>> _current = new(StringComparer.Ordinal);
 
     public CapturedToolRunner(string directoryName)
     {
@@ -43,13 +45,15 @@ internal sealed class CapturedToolRunner : IToolRunner
         ? capture
         : throw new InvalidOperationException($"no capture named {name} in {Directory}");
 
-    /// <summary>Makes these captures the answers to their command lines from now on.</summary>
+    /// <summary>
+    /// Makes these captures the answers to their command lines from now on. Captures of one command line
+    /// given together answer its successive runs in the order given (the last one then keeps answering).
+    /// </summary>
     public CapturedToolRunner Use(params string[] names)
     {
-        foreach (var name in names)
+        foreach (var group in names.GroupBy(name => this[name].Command))
         {
-            var capture = this[name];
-            _current[capture.Command] = name;
+            _current[group.Key] = new Queue<string>(group);
         }
         return this;
     }
@@ -58,11 +62,11 @@ internal sealed class CapturedToolRunner : IToolRunner
     {
         var line = string.Join(' ', command.Arguments.Prepend(command.FileName));
         Calls.Add(line);
-        if (!_current.TryGetValue(line, out var name))
+        if (!_current.TryGetValue(line, out var queue))
         {
             throw new InvalidOperationException($"no capture in use for: {line}");
         }
-        var capture = _byName[name];
+        var capture = _byName[queue.Count > 1 ? queue.Dequeue() : queue.Peek()];
         if (!command.SuccessExitCodes.Contains(capture.ExitCode))
         {
             throw new ToolException(command, ToolFailure.ExitCode, capture.ExitCode, capture.StandardOutput, capture.StandardError);

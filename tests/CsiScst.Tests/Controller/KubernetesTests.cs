@@ -150,6 +150,21 @@ public sealed class KubernetesTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Without_a_first_discovery_creating_is_unavailable_not_a_bad_request()
+    {
+        _api.FailWith = 503;
+        await using var harness = await ControllerHarness.StartAsync(_tls.Client, [], s =>
+        {
+            s.Discovery = EngineDiscoveryMode.Kubernetes;
+            s.Kubernetes.KubeconfigPath = _api.KubeconfigPath;
+            s.Controller.Namespace = _api.Namespace;
+        });
+        var e = await Assert.ThrowsAsync<RpcException>(async () => await harness.Controller.CreateVolumeAsync(Create("pvc-early", "none")));
+        Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+        Assert.Contains("discovery", e.Status.Detail);
+    }
+
+    [Fact]
     public async Task Engines_are_discovered_from_running_target_pods()
     {
         var port = ControllerHarness.FreePort();

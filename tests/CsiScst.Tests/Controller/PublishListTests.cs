@@ -147,7 +147,7 @@ public sealed class PublishListTests : ControllerTestBase
         {
             VolumeId = volume.VolumeId, CapacityRange = new CapacityRange { RequiredBytes = 3 * GiB }, VolumeCapability = Block(),
         });
-        Assert.False(block.NodeExpansionRequired);
+        Assert.True(block.NodeExpansionRequired); // the node must rescan its iSCSI session to see the new size
         Assert.Equal(3 * GiB, B.Volumes.Single().CapacityBytes);
         await Fails(StatusCode.NotFound, async () => await Client.ControllerExpandVolumeAsync(new ControllerExpandVolumeRequest
         {

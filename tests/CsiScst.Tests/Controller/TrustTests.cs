@@ -94,6 +94,20 @@ public sealed class TrustTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Without_any_engine_volume_calls_are_unavailable_and_identity_still_answers()
+    {
+        await using var harness = await ControllerHarness.StartAsync(_tls.Client, []);
+        Assert.True((await harness.Identity.ProbeAsync(new ProbeRequest())).Ready);
+        var anywhere = Create("node-a");
+        anywhere.Parameters.Remove("targetNode");
+        var e = await Assert.ThrowsAsync<RpcException>(async () => await harness.Controller.CreateVolumeAsync(anywhere));
+        Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+        Assert.Contains("--engine", e.Status.Detail);
+        var targeted = await Assert.ThrowsAsync<RpcException>(async () => await harness.Controller.CreateVolumeAsync(Create("node-a")));
+        Assert.Equal(StatusCode.Unavailable, targeted.StatusCode);
+    }
+
+    [Fact]
     public async Task A_forgotten_target_lets_delete_and_unpublish_succeed_without_it()
     {
         var id = "v1:csi:node-gone:file:files:0123456789abcdef";

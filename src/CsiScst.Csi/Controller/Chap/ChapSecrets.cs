@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using CsiScst.Core;
 using CsiScst.Core.Errors;
+using CsiScst.Core.Ids;
 using CsiScst.Csi.Controller.Kubernetes;
 using CsiScst.Engine.V1;
 using Google.Protobuf.Collections;
@@ -40,6 +41,7 @@ public sealed class ChapSecrets
     private readonly KubernetesAccess _kubernetes;
     private readonly ControllerOptions _options;
     private readonly string _instanceId;
+    private readonly ObjectNames _names;
     private readonly ILogger<ChapSecrets> _logger;
 
     public ChapSecrets(KubernetesAccess kubernetes, ControllerOptions options, DriverOptions driver, ILogger<ChapSecrets> logger)
@@ -47,6 +49,7 @@ public sealed class ChapSecrets
         _kubernetes = kubernetes;
         _options = options;
         _instanceId = driver.InstanceId;
+        _names = new ObjectNames(driver.InstanceId, driver.IqnPrefix);
         _logger = logger;
     }
 
@@ -136,9 +139,11 @@ public sealed class ChapSecrets
                 Type = "Opaque",
                 StringData = new Dictionary<string, string>
                 {
-                    [ContextKeys.ChapUsername] = $"csi-{volumeKey}",
+                    // The per-volume account names of design.md: tgt keeps CHAP accounts in one global
+                    // namespace, so a generated pair must be unique to the volume on every engine.
+                    [ContextKeys.ChapUsername] = _names.TgtIncomingAccount(volumeKey),
                     [ContextKeys.ChapPassword] = Generate(),
-                    [ContextKeys.ChapUsernameIn] = $"csi-{volumeKey}-target",
+                    [ContextKeys.ChapUsernameIn] = _names.TgtOutgoingAccount(volumeKey),
                     [ContextKeys.ChapPasswordIn] = Generate(),
                 },
             };

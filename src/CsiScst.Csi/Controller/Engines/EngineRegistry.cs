@@ -190,7 +190,8 @@ public sealed class EngineRegistry : IDisposable
         foreach (var failed in results.Where(r => r.Info is null))
         {
             var refused = failed.Error is not null && !failed.Error.Contains("did not answer", StringComparison.Ordinal);
-            unusable.Add(new EngineProblem(failed.Connection.Label, failed.Connection.Endpoint.Address.Authority, failed.Error ?? "no answer yet", refused));
+            var label = failed.Connection.Label == failed.Connection.Endpoint.Address.Authority ? failed.Connection.Endpoint.Source : failed.Connection.Label;
+            unusable.Add(new EngineProblem(label, failed.Connection.Endpoint.Address.Authority, failed.Error ?? "no answer yet", refused));
         }
         usable.Sort((a, b) => string.CompareOrdinal(a.NodeId, b.NodeId));
 
