@@ -31,6 +31,15 @@ public static class VolumeContextKeys
     /// </summary>
     public const string ContentSource = Prefix + "content-source";
 
+    /// <summary>Filesystem from the StorageClass parameter fsType: used when the capability names none.</summary>
+    public const string FsType = Prefix + "fs-type";
+
+    /// <summary>CHAP the target requires: "none", "chap" (one-way) or "mutual"; the credentials come from the node-stage secret.</summary>
+    public const string Chap = Prefix + "chap";
+    public const string ChapNone = "none";
+    public const string ChapOneWay = "chap";
+    public const string ChapMutual = "mutual";
+
     public const string ContentSourceSnapshot = "snapshot";
     public const string ContentSourceVolume = "volume";
 

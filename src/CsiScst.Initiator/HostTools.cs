@@ -39,15 +39,9 @@ public sealed class HostTools
         _options = options;
     }
 
-    public string? HostRoot => _options.HostRoot;
-
     public ToolCommand Iscsiadm(IReadOnlyList<string> arguments) => Host(_options.IscsiadmPath, arguments);
     public ToolCommand Multipath(IReadOnlyList<string> arguments) => Host(_options.MultipathPath, arguments);
     public ToolCommand Multipathd(IReadOnlyList<string> arguments) => Host(_options.MultipathdPath, arguments);
-
-    /// <summary>A path on the host as the plugin sees it (under the host root when there is one).</summary>
-    public string OnHost(string absolutePath) =>
-        string.IsNullOrEmpty(_options.HostRoot) ? absolutePath : Path.Join(_options.HostRoot, absolutePath);
 
     private ToolCommand Host(string program, IReadOnlyList<string> arguments)
     {

@@ -49,7 +49,12 @@ public sealed class NodeStager
         var capability = request.VolumeCapability;
         var block = capability.AccessTypeCase == VolumeCapability.AccessTypeOneofCase.Block;
         var readOnly = CsiValidation.IsReadOnlyMode(capability.AccessMode.Mode);
-        var requestedFs = block ? "" : capability.Mount.FsType;
+        var requestedFs = block ? "" : StageParameters.RequestedFsType(capability.Mount.FsType, request.VolumeContext);
+        if (requestedFs.Length > 0 && !Filesystems.Supported.Contains(requestedFs))
+        {
+            throw StatusException.InvalidArgument(
+                $"volume_context {VolumeContextKeys.FsType} '{requestedFs}' is not supported; use one of {string.Join(", ", Filesystems.Supported)}");
+        }
         var staging = Mounter.Normalize(request.StagingTargetPath);
 
         var mounts = await _mounter.ReadMountsAsync(cancellationToken).ConfigureAwait(false);

@@ -39,7 +39,8 @@ public sealed class NodeVolumeInspector
     /// <summary>The volume at a path, or NOT_FOUND (a path that does not exist or holds no volume).</summary>
     public async Task<VolumeAtPath> FindAsync(string volumeId, string path, CancellationToken cancellationToken)
     {
-        var normalized = Mounter.Normalize(path);
+        // kubelet may hand over a symlink to the published file (a block volume's pod device path).
+        var normalized = Native.RealPath(Mounter.Normalize(path)) ?? Mounter.Normalize(path);
         FileStatus? status;
         try
         {
@@ -122,7 +123,10 @@ public sealed class NodeVolumeInspector
             if (errors > 0)
             {
                 var function = ReadText(Path.Join(_deviceOptions.SysfsRoot, "fs", "ext4", volume.DeviceName, "last_error_func"));
-                yield return $"ext4 on /dev/{volume.DeviceName} recorded {errors} error(s){(function is { Length: > 0 } ? $" (last in {function})" : "")}; it needs a filesystem check";
+                // Kernels since 5.17 stop an ext4 with errors=remount-ro without marking the superblock
+                // read-only in mountinfo (6.1: nothing visible; recent ones: "emergency_ro"); the error
+                // count is the signal every kernel gives.
+                yield return $"ext4 on /dev/{volume.DeviceName} recorded {errors} error(s){(function is { Length: > 0 } ? $" (last in {function})" : "")}: it may have stopped writing (errors=remount-ro) and needs a filesystem check";
             }
         }
     }

@@ -70,8 +70,26 @@ public static class StageParameters
             Int(volumeContext, VolumeContextKeys.NoopOutInterval, defaults.NoopOutInterval, 0, 3600),
             Int(volumeContext, VolumeContextKeys.NoopOutTimeout, defaults.NoopOutTimeout, 0, 3600));
 
-        return new IscsiVolumeTarget(iqn, portals, lun, serial, settings, Chap(secrets));
+        var chap = Chap(secrets);
+        var required = volumeContext.GetValueOrDefault(VolumeContextKeys.Chap) ?? VolumeContextKeys.ChapNone;
+        if (required is VolumeContextKeys.ChapOneWay or VolumeContextKeys.ChapMutual && chap is null)
+        {
+            throw StatusException.FailedPrecondition(
+                $"volume {volumeId} requires CHAP ({VolumeContextKeys.Chap}={required}) but NodeStageVolume got no credentials: set csi.storage.k8s.io/node-stage-secret-name and -namespace in the StorageClass");
+        }
+        if (required == VolumeContextKeys.ChapMutual && chap is { IsMutual: false })
+        {
+            throw StatusException.FailedPrecondition(
+                $"volume {volumeId} requires mutual CHAP but the node-stage secret has no '{NodeStageSecretKeys.UsernameIn}'/'{NodeStageSecretKeys.PasswordIn}'");
+        }
+        return new IscsiVolumeTarget(iqn, portals, lun, serial, settings, chap);
     }
+
+    /// <summary>The filesystem asked for: the capability's, else the StorageClass hint in the volume context, else none.</summary>
+    public static string RequestedFsType(string capabilityFsType, MapField<string, string> volumeContext) =>
+        capabilityFsType.Length > 0 ? capabilityFsType
+        : volumeContext.GetValueOrDefault(VolumeContextKeys.FsType) is { Length: > 0 } hint ? hint
+        : "";
 
     /// <summary>Whether the volume's filesystem is a copy (restored snapshot or clone).</summary>
     public static bool IsCopy(MapField<string, string> volumeContext) =>

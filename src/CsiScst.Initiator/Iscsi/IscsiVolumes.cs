@@ -82,7 +82,9 @@ public sealed class IscsiVolumes
         var paths = new List<(Portal Portal, IscsiSession Session)>();
         foreach (var portal in loggedIn)
         {
+            // A portal given as a host name is listed by its address: with one portal and one session there is no doubt.
             var session = sessions.FirstOrDefault(s => s.PersistentPortal == portal || s.CurrentPortal == portal)
+                ?? (loggedIn.Length == 1 && sessions.Count == 1 ? sessions[0] : null)
                 ?? throw StatusException.Internal($"logged in to {target.TargetIqn} at {portal}, but iscsiadm lists no session for it through iface {_iscsiadm.Iface}");
             paths.Add((portal, session));
             // A session that already existed (login exit 15) may predate this LUN or its new size.

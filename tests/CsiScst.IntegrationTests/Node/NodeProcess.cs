@@ -42,7 +42,10 @@ internal sealed class NodeProcess : IDisposable
         }
     }
 
-    public static async Task<NodeProcess> StartAsync(string directory, string instanceId, params string[] extra)
+    public static Task<NodeProcess> StartAsync(string directory, string instanceId, params string[] extra) =>
+        StartAsync(directory, instanceId, "iqn.2026-11.io.csi-scst.test:" + instanceId, extra);
+
+    public static async Task<NodeProcess> StartAsync(string directory, string instanceId, string? initiatorName, params string[] extra)
     {
         var socket = Path.Join(directory, $"node-{Guid.NewGuid():N}"[..13] + ".sock");
         var port = FreePort();
@@ -55,9 +58,8 @@ internal sealed class NodeProcess : IDisposable
         foreach (var argument in new[]
                  {
                      "node", "--endpoint", "unix://" + socket, "--node-id", "it-node", "--instance-id", instanceId,
-                     "--initiator-name", "iqn.2026-11.io.csi-scst.test:" + instanceId,
                      "--metrics-address", $"127.0.0.1:{port}", "--log-level", "Debug",
-                 }.Concat(extra))
+                 }.Concat(initiatorName is null ? [] : ["--initiator-name", initiatorName]).Concat(extra))
         {
             info.ArgumentList.Add(argument);
         }

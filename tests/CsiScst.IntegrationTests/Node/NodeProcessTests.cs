@@ -185,9 +185,14 @@ public sealed class NodeProcessTests : IDisposable
         Assert.Equal(VolumeUsage.Types.Unit.Bytes, stats.Usage.Single().Unit);
         Assert.False(stats.VolumeCondition.Abnormal);
 
+        // kubelet's pod device path is a symlink to the published file.
+        var podLink = _scratch.Path("pods", "uid", "volumeDevices", "pv");
+        Directory.CreateDirectory(Path.GetDirectoryName(podLink)!);
+        File.CreateSymbolicLink(podLink, target);
         loop.Grow(96 * MiB);
-        var expanded = await client.NodeExpandVolumeAsync(new NodeExpandVolumeRequest { VolumeId = VolumeId, VolumePath = target });
+        var expanded = await client.NodeExpandVolumeAsync(new NodeExpandVolumeRequest { VolumeId = VolumeId, VolumePath = podLink });
         Assert.Equal(96 * MiB, expanded.CapacityBytes);
+        Assert.Equal(96 * MiB, (await client.NodeGetVolumeStatsAsync(new NodeGetVolumeStatsRequest { VolumeId = VolumeId, VolumePath = podLink })).Usage.Single().Total);
 
         var busy = await Assert.ThrowsAsync<RpcException>(() => client.NodeUnstageVolumeAsync(new NodeUnstageVolumeRequest { VolumeId = VolumeId, StagingTargetPath = staging }).ResponseAsync);
         Assert.Equal(StatusCode.FailedPrecondition, busy.StatusCode);
@@ -347,5 +352,22 @@ public sealed class NodeProcessTests : IDisposable
             await node.Client.NodeUnstageVolumeAsync(new NodeUnstageVolumeRequest { VolumeId = VolumeId, StagingTargetPath = staging });
         }
         Assert.Equal(21, Host.Try("iscsiadm", "-m", "node", "-T", iqn).ExitCode);   // no records left
+    }
+
+    [Fact]
+    public async Task Node_id_carries_the_initiator_name_from_the_file_generated_with_iscsi_iname_when_missing()
+    {
+        var file = _scratch.Path("etc-iscsi", "initiatorname.iscsi");
+        using (var node = await NodeProcess.StartAsync(_scratch.Root, _instance, initiatorName: null, "--initiator-name-file", file))
+        {
+            var id = (await node.Client.NodeGetInfoAsync(new NodeGetInfoRequest())).NodeId;
+            var iqn = File.ReadAllLines(file).Single(l => l.StartsWith("InitiatorName=", StringComparison.Ordinal))["InitiatorName=".Length..];
+            Assert.StartsWith("iqn.", iqn);
+            Assert.Equal("it-node/" + iqn, id);
+        }
+        // A second start reads the same name back.
+        using var again = await NodeProcess.StartAsync(_scratch.Root, _instance, initiatorName: null, "--initiator-name-file", file);
+        var second = (await again.Client.NodeGetInfoAsync(new NodeGetInfoRequest())).NodeId;
+        Assert.Equal("it-node/" + File.ReadAllLines(file).Single()["InitiatorName=".Length..], second);
     }
 }

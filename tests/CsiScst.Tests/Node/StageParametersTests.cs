@@ -120,4 +120,26 @@ public sealed class StageParametersTests
     {
         Assert.Equal(copy, StageParameters.IsCopy(Map((VolumeContextKeys.ContentSource, source))));
     }
+
+    [Fact]
+    public void A_volume_that_requires_chap_needs_the_node_stage_secret()
+    {
+        var publish = Map((VolumeContextKeys.Portals, "10.0.0.5"), (VolumeContextKeys.Lun, "0"));
+        var none = Assert.Throws<StatusException>(() => Parse(publish, Map((VolumeContextKeys.Chap, "chap"))));
+        Assert.Equal(StatusCode.FailedPrecondition, none.Code);
+        Assert.Contains("node-stage-secret-name", none.Message);
+        var oneWay = Assert.Throws<StatusException>(() => Parse(publish, Map((VolumeContextKeys.Chap, "mutual")), Map(("username", "u"), ("password", "p"))));
+        Assert.Contains("mutual", oneWay.Message);
+        Assert.NotNull(Parse(publish, Map((VolumeContextKeys.Chap, "mutual")), Map(("username", "u"), ("password", "p"), ("username_in", "t"), ("password_in", "q"))).Chap);
+        Assert.Null(Parse(publish, Map((VolumeContextKeys.Chap, "none"))).Chap);
+    }
+
+    [Theory]
+    [InlineData("xfs", "ext4", "xfs")]
+    [InlineData("", "xfs", "xfs")]
+    [InlineData("", "", "")]
+    public void The_capability_fs_type_wins_over_the_storage_class_hint(string capability, string hint, string expected)
+    {
+        Assert.Equal(expected, StageParameters.RequestedFsType(capability, hint.Length > 0 ? Map((VolumeContextKeys.FsType, hint)) : Map()));
+    }
 }

@@ -62,7 +62,7 @@ has_session() { iscsiadm -m session 2>/dev/null | grep -q " $1 "; }
 has_session_iqn() { iscsiadm -m session 2>/dev/null | awk '{print $4}' | grep -qx "$1"; }
 no_record() { expect_rc 21 iscsiadm -m node -T "$1"; }
 not() { if "$@"; then echo "unexpectedly true: $*" >&2; return 1; fi; }   # "! cmd" would not stop a set -e step
-metrics() { exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3; cat <&3; exec 3<&-; }
+metrics() { exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "$1" >&3; cat <&3; exec 3<&-; }
 
 start_node() {   # start_node NAME SOCKET METRICS_PORT [extra flags]
     local name=$1 socket=$2 port=$3; shift 3
@@ -221,6 +221,7 @@ condition_session_down() {
 }
 step "VOLUME_CONDITION: abnormal while the target is away (session FAILED), normal again after it returns" condition_session_down
 
+
 unstage_busy() {
     local out
     out=$(unstage "$k_fs" 2>&1) && { echo "unstage of a published volume succeeded: $out"; return 1; }
@@ -299,6 +300,16 @@ block_volume() {
     dd if="$work/payload" of="$file" bs=1M count=1 oflag=direct status=none
     cmp "$work/payload" <(dd if="/dev/$vg/csi-$inst-$k_blk" bs=1M count=1 iflag=direct status=none)
     client stats --volume-id "$(volid "$k_blk")" --volume-path "$file" | jq -e '.usage[0].total == "67108864"'
+    # The disk offline (no filesystem on it to hurt): abnormal, then normal again.
+    local disk out
+    disk=$(basename "$(readlink -f "$(bypath "$k_blk")")")
+    echo offline > "/sys/class/block/$disk/device/state"
+    out=$(client stats --volume-id "$(volid "$k_blk")" --volume-path "$file")
+    echo running > "/sys/class/block/$disk/device/state"
+    jq -r .volumeCondition.message <<<"$out"
+    jq -e '.volumeCondition.abnormal == true' <<<"$out"
+    jq -r .volumeCondition.message <<<"$out" | grep -q "SCSI disk $disk is offline"
+    client stats --volume-id "$(volid "$k_blk")" --volume-path "$file" | jq -e '(.volumeCondition.abnormal // false) == false'
     expect_rc 109 unstage "$k_blk"
     unpublish "$k_blk"
     [ ! -e "$file" ]
@@ -306,16 +317,29 @@ block_volume() {
     [ ! -e "$(staging "$k_blk")/device" ]
     not has_session_iqn "$prefix.$k_blk"
 }
-step "block volume: staged device file, published file, data lands on the LV" block_volume
+step "block volume: staged device file, published file, data lands on the LV, offline disk is abnormal" block_volume
 
 read_only_mode() {
-    stage "$k_ro" --fs-type ext4
+    local out disk
+    stage "$k_ro" --fs-type ext4 --mount-flag errors=remount-ro
+    publish "$k_ro" --fs-type ext4
+    # A real ext4 error (the kernel's own test hook): the kernel switches the filesystem read-only.
+    disk=$(basename "$(readlink -f "$(bypath "$k_ro")")")
+    echo 1 > "/sys/fs/ext4/$disk/trigger_fs_error"
+    out=$(client stats --volume-id "$(volid "$k_ro")" --volume-path "$(target "$k_ro")")
+    jq -r .volumeCondition.message <<<"$out"
+    jq -e '.volumeCondition.abnormal == true' <<<"$out"
+    # 6.1 does not flag the superblock read-only in mountinfo (newer kernels show emergency_ro): the
+    # error ext4 recorded is what every kernel reports.
+    jq -r .volumeCondition.message <<<"$out" | grep -Eq 'remounted read-only|recorded [0-9]+ error'
+    not touch "$(target "$k_ro")/after-error"
+    unpublish "$k_ro"
     unstage "$k_ro"
     stage "$k_ro" --fs-type ext4 --access-mode single-node-reader-only
     findmnt -n -o OPTIONS --mountpoint "$(staging "$k_ro")" | grep -q '^ro,'
     unstage "$k_ro"
 }
-step "reader-only access mode: staged read-only" read_only_mode
+step "ext4 remounted read-only after an error: abnormal; reader-only access mode: staged read-only" read_only_mode
 
 chap() {
     local out
