@@ -69,11 +69,18 @@ public sealed class ChartStartupTests(PackagingFixture fixture)
         Assert.Equal(0, await process.StopAsync());
     }
 
-    [Fact]
-    public async Task Target_starts_with_the_chart_arguments_and_trusts_only_the_chart_controller_certificate()
+    /// <summary>
+    /// tgt without a tgtd, and SCST (the chart's default) without its kernel modules: the engine serves its API
+    /// and says on /readyz why it is not ready, naming what the chart pointed it at. (LIO is left out: its
+    /// probe loads kernel modules and mounts configfs.)
+    /// </summary>
+    [Theory]
+    [InlineData("tgt", "tgtd does not answer on control port")]
+    [InlineData("scst", "SCST is not loaded")]
+    public async Task Target_starts_with_the_chart_arguments_and_trusts_only_the_chart_controller_certificate(string engine, string notReady)
     {
         var controlPort = FreePort.Next();
-        var chart = await fixture.Tools.RenderAsync("--set", "target.engine=tgt", "--set", "target.tgt.startDaemon=false",
+        var chart = await fixture.Tools.RenderAsync("--set", $"target.engine={engine}", "--set", "target.tgt.startDaemon=false",
             "--set", $"target.tgt.controlPort={controlPort}");
         var pod = chart.Typed<V1DaemonSet>("DaemonSet", $"{HelmTools.Release}-target").Spec.Template.Spec;
         using var sandbox = new PodSandbox(chart, pod);
@@ -108,10 +115,15 @@ public sealed class ChartStartupTests(PackagingFixture fixture)
         var metrics = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
         Assert.Contains("csi_scst_engine_volumes", metrics);
         MetricsDocumentation.AssertDocumented(metrics);
-        // Not ready: no tgtd answers on the control port, and /readyz says so.
         var ready = await http.GetAsync($"http://127.0.0.1:{metricsPort}/readyz");
         Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready.StatusCode);
-        Assert.Contains("tgtd", await ready.Content.ReadAsStringAsync());
+        var reason = await ready.Content.ReadAsStringAsync();
+        Assert.Contains(notReady, reason);
+        if (engine == "scst")
+        {
+            // The sysfs root the chart passes (/sys/kernel/scst_tgt in the pod's /sys mount).
+            Assert.Contains(Path.Combine(sandbox.LocalPath("/sys"), "kernel", "scst_tgt"), reason);
+        }
         Assert.Equal(0, await process.StopAsync());
     }
 
