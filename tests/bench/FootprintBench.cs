@@ -31,8 +31,10 @@ internal sealed class FootprintBench(BenchSettings settings, Report report)
         var binary = new FileInfo(settings.Binary);
         report.Add(Section, "binary size", $"{binary.Length / 1024.0 / 1024.0:0.0} MiB", note: binary.FullName);
 
-        // The bench's own client code is JIT-compiled: one throwaway run warms it up so it does not count.
+        // The bench's own client code (gRPC, TLS) is JIT-compiled: throwaway runs warm it up so it does not count.
         await MeasureNodeAsync(rig, initiatorFile, null, warmUp: true);
+        await MeasureControllerAsync(rig, null);
+        await MeasureTargetAsync(rig, null);
 
         var node = await RepeatAsync(() => MeasureNodeAsync(rig, initiatorFile, null));
         var controller = await RepeatAsync(() => MeasureControllerAsync(rig, null));

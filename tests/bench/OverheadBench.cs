@@ -62,7 +62,12 @@ internal sealed class OverheadBench(BenchSettings settings, Report report)
         var controllerOwn = Summarize("controller", controllerAfter, controllerBefore, md);
         var engineOwn = Summarize("engine", targetAfter, targetBefore, md);
 
+        var controllerMemory = rig.Controller!.Memory();
+        var engineMemory = rig.Target!.Memory();
         var node = await NodeAsync(rig, inFlight, md);
+        report.Add(Section, "peak RSS under this load (VmHWM): controller / engine / node",
+            $"{controllerMemory.PeakKib / 1024.0:0.0} / {engineMemory.PeakKib / 1024.0:0.0} / {node.PeakMib:0.0} MiB",
+            note: $"now {controllerMemory.RssMib:0.0} / {engineMemory.RssMib:0.0} MiB; for the chart's memory requests and limits");
         report.AddAtMost(Section, "controller: own time p99", controllerOwn.P99 * 1000, 5, "ms", "0.00", $"{controllerOwn.Share * 100:0.0}% ≤ 5 ms");
         report.AddAtMost(Section, "engine (tgt): own time p99", engineOwn.P99 * 1000, 5, "ms", "0.00", $"{engineOwn.Share * 100:0.0}% ≤ 5 ms");
         report.AddAtMost(Section, "node: own time p99", node.P99 * 1000, 5, "ms", "0.00", $"{node.Share * 100:0.0}% ≤ 5 ms; Identity + NodeGetInfo/Capabilities (staging needs a kernel)");
@@ -86,7 +91,7 @@ internal sealed class OverheadBench(BenchSettings settings, Report report)
         return (Stats.HistogramQuantile(all, 0.99), Stats.FractionAtOrBelow(all, 0.005));
     }
 
-    private async Task<(double P99, double Share)> NodeAsync(Rig rig, int inFlight, StringBuilder md)
+    private async Task<(double P99, double Share, double PeakMib)> NodeAsync(Rig rig, int inFlight, StringBuilder md)
     {
         var socket = Path.Combine(rig.Root, "node.sock");
         var metricsPort = Tools.FreePort();
@@ -111,6 +116,7 @@ internal sealed class OverheadBench(BenchSettings settings, Report report)
             }
         });
         var after = await Prom.ScrapeAsync(metricsPort, CancellationToken.None);
-        return Summarize("node", after, before, md);
+        var (p99, share) = Summarize("node", after, before, md);
+        return (p99, share, node.Memory().PeakKib / 1024.0);
     }
 }

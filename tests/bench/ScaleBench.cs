@@ -25,7 +25,7 @@ internal sealed class ScaleBench(BenchSettings settings, Report report)
     private const string Initiator = "iqn.2026-11.io.csi-scst:bench-node";
 
     private sealed record Point(string Engine, int Exports, double SeedSeconds, double StartupReconcileSeconds, double NoopSeconds, double NoopOwnSeconds,
-        double RebuildSeconds, double RebuildExternalSeconds, double ListSeconds, double OneVolumeSeconds);
+        double RebuildSeconds, double RebuildExternalSeconds, double ListSeconds, double OneVolumeSeconds, double OneVolumeOwnSeconds);
 
     public async Task RunAsync()
     {
@@ -59,12 +59,12 @@ internal sealed class ScaleBench(BenchSettings settings, Report report)
         var md = new StringBuilder();
         md.AppendLine("Scaling (a step is linear when its growth exponent is about 1; 2 would be quadratic):");
         md.AppendLine();
-        md.AppendLine("| engine | exports | seed state s | start-up reconcile s | no-op reconcile ms | of which own ms | rebuild s | in engine commands s | rebuild ms/export | ListVolumes (engine, all pages) ms | one more volume's life ms |");
-        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        md.AppendLine("| engine | exports | seed state s | start-up reconcile s | no-op reconcile ms | of which own ms | rebuild s | in engine commands s | rebuild ms/export | ListVolumes (engine, all pages) ms | one more volume's life ms | of which own ms |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var p in points)
         {
             md.AppendLine(CultureInfo.InvariantCulture,
-                $"| {p.Engine} | {p.Exports} | {p.SeedSeconds:0.0} | {p.StartupReconcileSeconds:0.00} | {p.NoopSeconds * 1000:0} | {p.NoopOwnSeconds * 1000:0} | {p.RebuildSeconds:0.00} | {p.RebuildExternalSeconds:0.00} | {p.RebuildSeconds / p.Exports * 1000:0.00} | {p.ListSeconds * 1000:0} | {p.OneVolumeSeconds * 1000:0} |");
+                $"| {p.Engine} | {p.Exports} | {p.SeedSeconds:0.0} | {p.StartupReconcileSeconds:0.00} | {p.NoopSeconds * 1000:0} | {p.NoopOwnSeconds * 1000:0} | {p.RebuildSeconds:0.00} | {p.RebuildExternalSeconds:0.00} | {p.RebuildSeconds / p.Exports * 1000:0.00} | {p.ListSeconds * 1000:0} | {p.OneVolumeSeconds * 1000:0} | {p.OneVolumeOwnSeconds * 1000:0} |");
         }
         md.AppendLine();
         md.AppendLine("| engine | step | growth exponent over " + sizes[0] + " → " + largest + " |");
@@ -158,8 +158,8 @@ internal sealed class ScaleBench(BenchSettings settings, Report report)
             {
                 list.Add(await ListAllAsync(client, exports));
             }
-            var one = await OneVolumeAsync(rig, client);
-            return new Point(engine, exports, seed, startup, Stats.Median(noop), noopOwn, rebuild.Seconds, total - own, Stats.Median(list), one);
+            var (one, oneOwn) = await OneVolumeAsync(rig, client);
+            return new Point(engine, exports, seed, startup, Stats.Median(noop), noopOwn, rebuild.Seconds, total - own, Stats.Median(list), one, oneOwn);
         }
         finally
         {
@@ -176,10 +176,11 @@ internal sealed class ScaleBench(BenchSettings settings, Report report)
     /// One more volume's life (EnsureVolume, EnsureAccess, RevokeAccess, DeleteVolume on the engine API) while the
     /// engine holds N: each step should not cost more with N, or creating N volumes is quadratic.
     /// </summary>
-    private async Task<double> OneVolumeAsync(Rig rig, CsiScst.Engine.Api.EngineClient client)
+    private async Task<(double Seconds, double OwnSeconds)> OneVolumeAsync(Rig rig, CsiScst.Engine.Api.EngineClient client)
     {
         var names = new ObjectNames(rig.InstanceId);
         var times = new List<double>();
+        var before = await Prom.ScrapeAsync(rig.TargetMetricsPort, CancellationToken.None);
         for (var i = 0; i < settings.Runs; i++)
         {
             var key = names.VolumeKey($"probe-{i}-{Tools.RandomSuffix(4)}");
@@ -197,7 +198,10 @@ internal sealed class ScaleBench(BenchSettings settings, Report report)
             await client.Api.DeleteVolumeAsync(new DeleteVolumeRequest { Key = key, Pool = "files" });
             times.Add(Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
-        return Stats.Median(times);
+        var after = await Prom.ScrapeAsync(rig.TargetMetricsPort, CancellationToken.None);
+        double Delta(string metric) => new[] { "EnsureVolume", "EnsureAccess", "RevokeAccess", "DeleteVolume" }
+            .Sum(m => after.Sum(metric, ("method", m)) - before.Sum(metric, ("method", m)));
+        return (Stats.Median(times), Delta("csi_scst_rpc_own_duration_seconds_sum") / settings.Runs);
     }
 
     private static async Task<double> ListAllAsync(CsiScst.Engine.Api.EngineClient client, int expected)
