@@ -136,17 +136,36 @@ internal sealed record MemoryReading(long RssKib, long AnonKib, long FileKib, lo
             Field(status, "VmHWM"), (int)Field(status, "Threads"));
     }
 
-    /// <summary>/proc/PID/smaps grouped: named files by base name, anonymous mappings as [anon], plus [heap] and [stack].</summary>
+    /// <summary>
+    /// /proc/PID/smaps grouped: shared libraries by base name; the executable split into code, read-only data and
+    /// data; the anonymous mapping right after the executable's data as its .bss/.hydrated (Native AOT writes its
+    /// type data there at start: a fixed cost that grows with the amount of compiled code); other anonymous
+    /// mappings (GC heap, thread stacks, native allocations) as [anon].
+    /// </summary>
     public static List<(string Mapping, long Kib)> ByMapping(int pid)
     {
+        var exe = Path.GetFileName(File.ReadAllText($"/proc/{pid}/comm").Trim());
         var totals = new Dictionary<string, long>(StringComparer.Ordinal);
         string current = "[anon]";
+        var previousWasExe = false;
         foreach (var line in File.ReadLines($"/proc/{pid}/smaps"))
         {
             if (IsHeader(line))
             {
                 var parts = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
-                current = parts.Length >= 6 ? Label(parts[5].Trim()) : "[anon]";
+                var path = parts.Length >= 6 ? parts[5].Trim() : "";
+                var name = path.Length == 0 ? "" : Label(path);
+                var isExe = name.Length > 0 && !name.StartsWith('[') && name.StartsWith(exe, StringComparison.Ordinal);
+                current = isExe ? parts[1][..3] switch
+                {
+                    "r-x" => name + " code (.text)",
+                    "r--" => name + " read-only data (.rodata, headers)",
+                    _ => name + " data (.data)",
+                }
+                : path.Length == 0 && previousWasExe ? name + exe + " .bss + .hydrated (AOT type data, written at start)"
+                : path.Length == 0 ? "[anon] (GC heap, stacks, native allocations)"
+                : name;
+                previousWasExe = isExe;
             }
             else if (line.StartsWith("Rss:", StringComparison.Ordinal))
             {
