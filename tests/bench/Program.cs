@@ -108,6 +108,10 @@ var command = "dotnet run -c Release --project tests/bench -- " + string.Join(' 
 if (write)
 {
     var markdown = report.ToMarkdown(command, started, loadBefore, loadAfter, await CommitAsync(repo), sections);
+    if (sections.Count < 4 && File.Exists(output))
+    {
+        markdown = Report.Merge(markdown, await File.ReadAllTextAsync(output));
+    }
     await File.WriteAllTextAsync(output, markdown);
     Console.WriteLine($"wrote {output}");
 }

@@ -63,6 +63,10 @@ internal sealed class Report
         {
             md.AppendLine($"## {section}");
             md.AppendLine();
+            // Each section says when and where it was measured: a later run of some sections keeps the others.
+            var loads = _figures.Where(f => f.Section == section).Select(f => f.Load).DefaultIfEmpty(loadBefore).ToList();
+            md.AppendLine($"_Measured {started:yyyy-MM-dd HH:mm} UTC at commit `{commit}`, load average {loads.Min():0.0}–{loads.Max():0.0}._");
+            md.AppendLine();
             var figures = _figures.Where(f => f.Section == section).ToList();
             if (figures.Count > 0)
             {
@@ -80,6 +84,32 @@ internal sealed class Report
                 md.AppendLine(detail.TrimEnd());
                 md.AppendLine();
             }
+        }
+        return md.ToString();
+    }
+
+    /// <summary>
+    /// Replaces the sections of <paramref name="previous"/> (an earlier docs/benchmarks.md) that this run measured
+    /// and keeps the others, so one section can be rerun without losing the rest; the header is this run's.
+    /// </summary>
+    public static string Merge(string current, string previous)
+    {
+        static (string Head, List<(string Title, string Body)> Sections) Split(string markdown)
+        {
+            var parts = ("\n" + markdown).Split("\n## ");
+            var sections = parts.Skip(1).Select(p => (p[..p.IndexOf('\n', StringComparison.Ordinal)], "## " + p.TrimEnd() + "\n")).ToList();
+            return (parts[0].TrimStart('\n'), sections);
+        }
+        var (head, fresh) = Split(current);
+        var (_, old) = Split(previous);
+        var titles = old.Select(s => s.Title).Union(fresh.Select(s => s.Title)).ToList();
+        var md = new StringBuilder(head.TrimEnd());
+        md.AppendLine();
+        md.AppendLine("| sections kept from an earlier run | " + string.Join(", ", old.Select(s => s.Title).Except(fresh.Select(s => s.Title))) + " (each says when it was measured) |");
+        md.AppendLine();
+        foreach (var title in titles)
+        {
+            md.AppendLine(fresh.Concat(old).First(s => s.Title == title).Body);
         }
         return md.ToString();
     }
