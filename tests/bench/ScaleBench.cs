@@ -25,7 +25,7 @@ internal sealed class ScaleBench(BenchSettings settings, Report report)
     private const string Initiator = "iqn.2026-11.io.csi-scst:bench-node";
 
     private sealed record Point(string Engine, int Exports, double SeedSeconds, double StartupReconcileSeconds, double NoopSeconds, double NoopOwnSeconds,
-        double RebuildSeconds, double RebuildExternalSeconds, double ListSeconds, double OneVolumeSeconds, double OneVolumeOwnSeconds);
+        double RebuildSeconds, double RebuildExternalSeconds, double ListSeconds, double OneVolumeSeconds, double OneVolumeOwnSeconds, double EngineRssMib, double EnginePeakMib);
 
     public async Task RunAsync()
     {
@@ -59,12 +59,12 @@ internal sealed class ScaleBench(BenchSettings settings, Report report)
         var md = new StringBuilder();
         md.AppendLine("Scaling (a step is linear when its growth exponent is about 1; 2 would be quadratic):");
         md.AppendLine();
-        md.AppendLine("| engine | exports | seed state s | start-up reconcile s | no-op reconcile ms | of which own ms | rebuild s | in engine commands s | rebuild ms/export | ListVolumes (engine, all pages) ms | one more volume's life ms | of which own ms |");
-        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        md.AppendLine("| engine | exports | seed state s | start-up reconcile s | no-op reconcile ms | of which own ms | rebuild s | in engine commands s | rebuild ms/export | ListVolumes (engine, all pages) ms | one more volume's life ms | of which own ms | engine RSS / peak MiB |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var p in points)
         {
             md.AppendLine(CultureInfo.InvariantCulture,
-                $"| {p.Engine} | {p.Exports} | {p.SeedSeconds:0.0} | {p.StartupReconcileSeconds:0.00} | {p.NoopSeconds * 1000:0} | {p.NoopOwnSeconds * 1000:0} | {p.RebuildSeconds:0.00} | {p.RebuildExternalSeconds:0.00} | {p.RebuildSeconds / p.Exports * 1000:0.00} | {p.ListSeconds * 1000:0} | {p.OneVolumeSeconds * 1000:0} | {p.OneVolumeOwnSeconds * 1000:0} |");
+                $"| {p.Engine} | {p.Exports} | {p.SeedSeconds:0.0} | {p.StartupReconcileSeconds:0.00} | {p.NoopSeconds * 1000:0} | {p.NoopOwnSeconds * 1000:0} | {p.RebuildSeconds:0.00} | {p.RebuildExternalSeconds:0.00} | {p.RebuildSeconds / p.Exports * 1000:0.00} | {p.ListSeconds * 1000:0} | {p.OneVolumeSeconds * 1000:0} | {p.OneVolumeOwnSeconds * 1000:0} | {p.EngineRssMib:0} / {p.EnginePeakMib:0} |");
         }
         md.AppendLine();
         md.AppendLine("| engine | step | growth exponent over " + sizes[0] + " → " + largest + " |");
@@ -159,7 +159,10 @@ internal sealed class ScaleBench(BenchSettings settings, Report report)
                 list.Add(await ListAllAsync(client, exports));
             }
             var (one, oneOwn) = await OneVolumeAsync(rig, client);
-            return new Point(engine, exports, seed, startup, Stats.Median(noop), noopOwn, rebuild.Seconds, total - own, Stats.Median(list), one, oneOwn);
+            // The engine's memory with N exports (for the chart's limits): now and its peak over the rebuild.
+            var memory = rig.Target!.Memory();
+            return new Point(engine, exports, seed, startup, Stats.Median(noop), noopOwn, rebuild.Seconds, total - own, Stats.Median(list), one, oneOwn,
+                memory.RssMib, memory.PeakKib / 1024.0);
         }
         finally
         {
