@@ -63,6 +63,8 @@ var settings = new BenchSettings(Path.GetFullPath(binary), work, quick ? Math.Mi
 var report = new Report();
 var started = DateTimeOffset.UtcNow;
 var loadBefore = Tools.LoadAverage();
+// The commit that was measured: taken now, not when the run ends (the tree may move on meanwhile).
+var commit = await CommitAsync(repo);
 Console.WriteLine($"csi-scst bench: {string.Join(", ", sections)}; binary {settings.Binary}; {settings.Runs} runs per figure; load {loadBefore:0.0}");
 var failed = false;
 try
@@ -107,7 +109,7 @@ var loadAfter = Tools.LoadAverage();
 var command = "dotnet run -c Release --project tests/bench -- " + string.Join(' ', args);
 if (write)
 {
-    var markdown = report.ToMarkdown(command, started, loadBefore, loadAfter, await CommitAsync(repo), sections);
+    var markdown = report.ToMarkdown(command, started, loadBefore, loadAfter, commit, sections);
     if (sections.Count < 4 && File.Exists(output))
     {
         markdown = Report.Merge(markdown, await File.ReadAllTextAsync(output));
