@@ -112,6 +112,31 @@ public sealed class MountsTests : IDisposable
     }
 
     [Fact]
+    public async Task Unmount_waits_out_a_brief_busy_and_refuses_a_lasting_one_keeping_the_mount()
+    {
+        var loop = _scratch.Loop(64 * MiB);
+        await _c.Filesystems.FormatAsync(loop.Device, "ext4", CancellationToken.None);
+        var staging = _scratch.Path("staging");
+        Directory.CreateDirectory(staging);
+        await _c.Mounter.MountAsync(loop.Device, staging, "ext4", [], CancellationToken.None);
+
+        // Held throughout: every attempt is busy; the mount and its data stay.
+        var held = new FileStream(Path.Join(staging, "open"), FileMode.Create);
+        var e = await Assert.ThrowsAsync<StatusException>(() => _c.Mounter.UnmountAsync(staging, CancellationToken.None));
+        Assert.Equal(StatusCode.FailedPrecondition, e.Code);
+        Assert.Contains("busy", e.Message);
+        Assert.Contains(staging, e.Message);
+        Assert.True(Host.IsMountPoint(staging));
+
+        // Released while umount is retrying: the unmount completes.
+        var unmount = _c.Mounter.UnmountAsync(staging, CancellationToken.None);
+        await Task.Delay(50);
+        await held.DisposeAsync();
+        await unmount;
+        Assert.False(Host.IsMountPoint(staging));
+    }
+
+    [Fact]
     public async Task Mount_failure_is_reported_with_the_tool_message()
     {
         var loop = _scratch.Loop(64 * MiB);   // blank: nothing to mount
