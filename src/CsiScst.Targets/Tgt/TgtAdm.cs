@@ -144,6 +144,26 @@ internal sealed class TgtAdm
     public async Task<List<TgtTarget>> ShowTargetsAsync(CancellationToken cancellationToken) =>
         TgtShowParser.ParseTargets(await RunAsync(["--mode", "target", "--op", "show"], cancellationToken).ConfigureAwait(false));
 
+    /// <summary>The live sessions of one target: one small read, independent of how many targets tgtd holds.</summary>
+    public async Task<List<TgtNexus>> ShowConnectionsAsync(int tid, CancellationToken cancellationToken) =>
+        TgtShowParser.ParseConnections(await RunAsync(["--mode", "conn", "--op", "show", "--tid", tid.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            cancellationToken).ConfigureAwait(false));
+
+    /// <summary>
+    /// tgtadm's Unix socket for this control port (tgtadm.c: $TGT_IPC_SOCKET or /var/run/tgtd/socket, then ".PORT").
+    /// A tgtd that starts binds it anew, so its modification time identifies one daemon's life.
+    /// </summary>
+    public string SocketPath =>
+        (Environment.GetEnvironmentVariable("TGT_IPC_SOCKET") is { Length: > 0 } path ? path : "/var/run/tgtd/socket")
+        + "." + _options.ControlPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The socket's modification time (null when there is none): changes when tgtd restarts.</summary>
+    public DateTime? DaemonStamp()
+    {
+        var info = new FileInfo(SocketPath);
+        return info.Exists ? info.LastWriteTimeUtc : null;
+    }
+
     public async Task<List<string>> ShowAccountsAsync(CancellationToken cancellationToken) =>
         TgtShowParser.ParseAccounts(await RunAsync(["--mode", "account", "--op", "show"], cancellationToken).ConfigureAwait(false));
 

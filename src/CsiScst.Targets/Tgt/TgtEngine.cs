@@ -12,10 +12,18 @@ namespace CsiScst.Targets.Tgt;
 /// <summary>
 /// The tgt engine: one tgt target per volume (named by its IQN, tid allocated here), the data on LUN 1
 /// (LUN 0 is tgt's controller LUN), access by initiator-name ACLs, per-volume CHAP accounts, fencing by
-/// closing the connections of initiators that lost access. All state is read from one
-/// <c>tgtadm --mode target --op show</c> per operation (one per whole reconcile), so nothing is cached
-/// that a tgtd restart could make stale. tgtadm calls are serialized: tid allocation and the
-/// read-then-converge steps must not interleave.
+/// closing the connections of initiators that lost access.
+/// <para>
+/// tgt addresses targets by tid and can only list all of them at once, so the engine keeps a parsed view of
+/// tgtd's targets and accounts (<see cref="TgtState"/>) and updates it after each of its own successful
+/// tgtadm writes: a per-volume operation costs only the writes it needs, whatever the number of exports.
+/// The view is read in full on first use, on every reconcile (which must see the truth and repair drift),
+/// when tgtd's control socket was re-created (tgtd restarted), after any failed operation, and when a write
+/// fails in a way that says the view is wrong ("can't find the target", "this target already exists", …):
+/// then the step is retried once on the fresh view. Sessions are not kept: initiators log in and out on
+/// their own, so fencing reads the one target's connections when it removes an access rule.
+/// All tgtadm calls are serialized under one lock: tid allocation and read-then-converge must not interleave.
+/// </para>
 /// </summary>
 public sealed class TgtEngine : ITargetEngine, IExportRules
 {
@@ -38,6 +46,11 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
     // tgt never shows account passwords: remember a digest of what we set, so an unchanged secret is not
     // re-created on every pass. After a restart each CHAP account is re-created once.
     private readonly Dictionary<string, string> _appliedSecrets = new(StringComparer.Ordinal);
+
+    // The cached view of tgtd (null: read it in full before the next step) and the control socket's time
+    // when it was read (a restarted tgtd re-creates the socket). Both only touched under _lock.
+    private TgtState? _state;
+    private DateTime? _stateStamp;
 
     public TgtEngine(IToolRunner runner, TgtOptions options, ObjectNames names, ExternalTime externalTime, ILogger<TgtEngine> logger)
     {
@@ -103,26 +116,34 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
         }
     }
 
-    public Task EnsureExportAsync(ExportSpec spec, CancellationToken cancellationToken) =>
-        LockedAsync(async () =>
+    public Task EnsureExportAsync(ExportSpec spec, CancellationToken cancellationToken)
+    {
+        Check(spec.Key, spec.Chap, spec.Initiators);
+        return LockedAsync(() => WithStateAsync(spec.Key, async state =>
         {
-            var state = await LoadAsync(accounts: true, cancellationToken).ConfigureAwait(false);
-            await ConvergeAsync(state, spec, cancellationToken).ConfigureAwait(false);
-            return true;
-        }, cancellationToken);
+            var changed = await ConvergeAsync(state, spec, cancellationToken).ConfigureAwait(false);
+            if (!changed && state.Reused)
+            {
+                // Nothing to write according to the cached view: make sure the target is still there (one small
+                // read); if someone deleted it, the drift retry reads tgtd and re-creates it now.
+                await _adm.RunAsync(["--mode", "target", "--op", "show", "--tid", Text(state.Find(spec.TargetIqn)!.Tid)], cancellationToken).ConfigureAwait(false);
+            }
+            return changed;
+        }, cancellationToken), cancellationToken);
+    }
 
     public Task RemoveExportAsync(string key, CancellationToken cancellationToken) =>
-        LockedAsync(async () =>
+        LockedAsync(() => WithStateAsync(key, async state =>
         {
-            var state = await LoadAsync(accounts: true, cancellationToken).ConfigureAwait(false);
             await RemoveAsync(state, key, cancellationToken).ConfigureAwait(false);
             return true;
-        }, cancellationToken);
+        }, cancellationToken), cancellationToken);
 
-    public Task ResyncSizeAsync(ExportSpec spec, CancellationToken cancellationToken) =>
-        LockedAsync(async () =>
+    public Task ResyncSizeAsync(ExportSpec spec, CancellationToken cancellationToken)
+    {
+        Check(spec.Key, spec.Chap, spec.Initiators);
+        return LockedAsync(() => WithStateAsync(spec.Key, async state =>
         {
-            var state = await LoadAsync(accounts: true, cancellationToken).ConfigureAwait(false);
             if (state.Find(spec.TargetIqn)?.Lun(DataLun) is { } lun)
             {
                 // tgt reads a LUN's size only when it opens the backing store. Taking the LUN offline and
@@ -135,9 +156,9 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
                 lun.Online = true;
                 _logger.LogInformation("Re-opened tgt LUN {Tid}/{Lun} of volume {Key} to pick up its new size", tid, DataLun, spec.Key);
             }
-            await ConvergeAsync(state, spec, cancellationToken).ConfigureAwait(false);
-            return true;
-        }, cancellationToken);
+            return await ConvergeAsync(state, spec, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken), cancellationToken);
+    }
 
     public Task<IReadOnlyList<ActualExport>> ListExportsAsync(CancellationToken cancellationToken) =>
         LockedAsync(async () =>
@@ -157,80 +178,102 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
     public Task<EngineReconcileResult> ReconcileAsync(IReadOnlyCollection<ExportSpec> desired, CancellationToken cancellationToken) =>
         LockedAsync(async () =>
         {
-            var state = await LoadAsync(accounts: true, cancellationToken).ConfigureAwait(false);
-            await EnsurePortalsAsync(cancellationToken).ConfigureAwait(false);
-            var errors = new List<string>();
-            var repaired = 0;
-            var wanted = new Dictionary<string, ExportSpec>(desired.Count, StringComparer.Ordinal);
-            foreach (var spec in desired)
+            // A reconcile works on the truth: a full read, which also replaces the cached view.
+            _state = null;
+            var state = await CurrentStateAsync(cancellationToken).ConfigureAwait(false);
+            try
             {
-                wanted[spec.TargetIqn] = spec;
+                var result = await ReconcileStateAsync(state, desired, cancellationToken).ConfigureAwait(false);
+                if (result.Errors.Count > 0)
+                {
+                    // A step that failed may have left tgtd different from the view.
+                    _state = null;
+                }
+                return result;
+            }
+            catch
+            {
+                _state = null;
+                throw;
+            }
+        }, cancellationToken);
+
+    private async Task<EngineReconcileResult> ReconcileStateAsync(TgtState state, IReadOnlyCollection<ExportSpec> desired, CancellationToken cancellationToken)
+    {
+        await EnsurePortalsAsync(cancellationToken).ConfigureAwait(false);
+        var errors = new List<string>();
+        var repaired = 0;
+        var wanted = new Dictionary<string, ExportSpec>(desired.Count, StringComparer.Ordinal);
+        foreach (var spec in desired)
+        {
+            wanted[spec.TargetIqn] = spec;
+            try
+            {
+                Check(spec.Key, spec.Chap, spec.Initiators);
+                if (await ConvergeAsync(state, spec, cancellationToken).ConfigureAwait(false))
+                {
+                    repaired++;
+                }
+            }
+            catch (Exception e) when (e is StatusException or TgtAdmException)
+            {
+                if (e is TgtAdmException { Error: TgtError.DaemonUnreachable })
+                {
+                    throw Translate((TgtAdmException)e);
+                }
+                errors.Add($"volume {spec.Key}: {e.Message}");
+                _logger.LogWarning("Reconcile could not repair the export of volume {Key}: {Error}", spec.Key, e.Message);
+            }
+        }
+
+        var orphans = 0;
+        foreach (var target in state.Targets.ToList())
+        {
+            if (_names.KeyFromTargetIqn(target.Name) is { } key && !wanted.ContainsKey(target.Name))
+            {
                 try
                 {
-                    if (await ConvergeAsync(state, spec, cancellationToken).ConfigureAwait(false))
-                    {
-                        repaired++;
-                    }
+                    await RemoveAsync(state, key, cancellationToken).ConfigureAwait(false);
+                    orphans++;
+                    _logger.LogInformation("Removed orphaned tgt target {Tid} {Iqn}: no volume of this engine wants it", target.Tid, target.Name);
                 }
-                catch (Exception e) when (e is StatusException or TgtAdmException)
+                catch (TgtAdmException e) when (e.Error != TgtError.DaemonUnreachable)
                 {
-                    if (e is TgtAdmException { Error: TgtError.DaemonUnreachable })
-                    {
-                        throw Translate((TgtAdmException)e);
-                    }
-                    errors.Add($"volume {spec.Key}: {e.Message}");
-                    _logger.LogWarning("Reconcile could not repair the export of volume {Key}: {Error}", spec.Key, e.Message);
+                    errors.Add($"orphan {target.Name}: {e.Message}");
                 }
             }
-
-            var orphans = 0;
-            foreach (var target in state.Targets.ToList())
+        }
+        // Accounts of volumes that no longer want CHAP (or no longer exist) are ours by name alone.
+        var neededAccounts = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var spec in desired)
+        {
+            if (spec.Chap is { } chap)
             {
-                if (_names.KeyFromTargetIqn(target.Name) is { } key && !wanted.ContainsKey(target.Name))
+                neededAccounts.Add(_names.TgtIncomingAccount(spec.Key));
+                if (chap.Mutual)
                 {
-                    try
-                    {
-                        await RemoveAsync(state, key, cancellationToken).ConfigureAwait(false);
-                        orphans++;
-                        _logger.LogInformation("Removed orphaned tgt target {Tid} {Iqn}: no volume of this engine wants it", target.Tid, target.Name);
-                    }
-                    catch (TgtAdmException e) when (e.Error != TgtError.DaemonUnreachable)
-                    {
-                        errors.Add($"orphan {target.Name}: {e.Message}");
-                    }
+                    neededAccounts.Add(_names.TgtOutgoingAccount(spec.Key));
                 }
             }
-            // Accounts of volumes that no longer want CHAP (or no longer exist) are ours by name alone.
-            var neededAccounts = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var spec in desired)
+        }
+        foreach (var account in state.Accounts.ToList())
+        {
+            if (IsOurAccount(account) && !neededAccounts.Contains(account))
             {
-                if (spec.Chap is { } chap)
+                try
                 {
-                    neededAccounts.Add(_names.TgtIncomingAccount(spec.Key));
-                    if (chap.Mutual)
-                    {
-                        neededAccounts.Add(_names.TgtOutgoingAccount(spec.Key));
-                    }
+                    await DeleteAccountAsync(state, account, cancellationToken).ConfigureAwait(false);
+                    orphans++;
+                    _logger.LogInformation("Removed orphaned tgt account {Account}", account);
+                }
+                catch (TgtAdmException e) when (e.Error != TgtError.DaemonUnreachable)
+                {
+                    errors.Add($"orphan account {account}: {e.Message}");
                 }
             }
-            foreach (var account in state.Accounts.ToList())
-            {
-                if (IsOurAccount(account) && !neededAccounts.Contains(account))
-                {
-                    try
-                    {
-                        await DeleteAccountAsync(state, account, cancellationToken).ConfigureAwait(false);
-                        orphans++;
-                        _logger.LogInformation("Removed orphaned tgt account {Account}", account);
-                    }
-                    catch (TgtAdmException e) when (e.Error != TgtError.DaemonUnreachable)
-                    {
-                        errors.Add($"orphan account {account}: {e.Message}");
-                    }
-                }
-            }
-            return new EngineReconcileResult(desired.Count, repaired, orphans, errors);
-        }, cancellationToken);
+        }
+        return new EngineReconcileResult(desired.Count, repaired, orphans, errors);
+    }
 
     public Task<IReadOnlyList<SessionInfo>> ListSessionsAsync(CancellationToken cancellationToken) =>
         LockedAsync(async () =>
@@ -262,6 +305,7 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
     public Task EnsureDaemonAsync(CancellationToken cancellationToken) =>
         LockedAsync(async () =>
         {
+            _state = null;
             await EnsureDaemonLockedAsync(cancellationToken).ConfigureAwait(false);
             return true;
         }, cancellationToken);
@@ -270,7 +314,6 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
 
     private async Task<bool> ConvergeAsync(TgtState state, ExportSpec spec, CancellationToken cancellationToken)
     {
-        Check(spec.Key, spec.Chap, spec.Initiators);
         var readOnly = ReadOnlyFor(spec.Initiators);
         var changed = false;
 
@@ -390,14 +433,23 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
                 _logger.LogInformation("Allowed initiator {Initiator} on tgt target {Tid} of volume {Key}", initiator, target.Tid, spec.Key);
             }
         }
+        var ruleRemoved = false;
         foreach (var acl in target.Acls.ToList())
         {
             if (!allowed.Contains(acl))
             {
                 await UnbindAclAsync(target, acl, cancellationToken).ConfigureAwait(false);
                 changed = true;
+                ruleRemoved = true;
                 _logger.LogInformation("Removed access rule {Rule} from tgt target {Tid} of volume {Key}", acl, target.Tid, spec.Key);
             }
+        }
+        if (ruleRemoved)
+        {
+            // Sessions are not part of the cached view (initiators log in on their own). A login needs a rule that
+            // lets the initiator in, and every rule this engine removes is followed by this read, so only now can a
+            // session of an initiator without access exist.
+            await RefreshSessionsAsync(target, cancellationToken).ConfigureAwait(false);
         }
         // Fencing: the rules only stop new logins; live sessions of initiators that lost access are closed now.
         foreach (var nexus in target.Nexuses.ToList())
@@ -481,9 +533,15 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
         if (state.Find(iqn) is { } target)
         {
             // Rules first so a closed initiator cannot log straight back in, then the sessions, then the target.
+            var rules = target.Acls.Count;
             foreach (var acl in target.Acls.ToList())
             {
                 await UnbindAclAsync(target, acl, cancellationToken).ConfigureAwait(false);
+            }
+            if (rules > 0)
+            {
+                // Without a rule nobody could have logged in since the last read; with one, read the live sessions.
+                await RefreshSessionsAsync(target, cancellationToken).ConfigureAwait(false);
             }
             foreach (var nexus in target.Nexuses.ToList())
             {
@@ -520,6 +578,13 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
         target.Nexuses.Remove(nexus);
     }
 
+    private async Task RefreshSessionsAsync(TgtTarget target, CancellationToken cancellationToken)
+    {
+        var live = await _adm.ShowConnectionsAsync(target.Tid, cancellationToken).ConfigureAwait(false);
+        target.Nexuses.Clear();
+        target.Nexuses.AddRange(live);
+    }
+
     private async Task DeleteAccountAsync(TgtState state, string user, CancellationToken cancellationToken)
     {
         await _adm.RunIdempotentAsync(["--mode", "account", "--op", "delete", "--user", user], cancellationToken, TgtError.NoAccount).ConfigureAwait(false);
@@ -532,6 +597,68 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
     }
 
     // ------------------------------------------------------------------------------------ state
+
+    /// <summary>
+    /// Runs one per-volume step on the cached view. When tgtd disagrees with the view in a way only drift
+    /// explains (a target gone or already there, a tid taken by someone else, tgtd gone and restartable), the
+    /// view is read again in full and the step retried once; any other failure drops the view so the next
+    /// operation starts from the truth.
+    /// </summary>
+    private async Task<bool> WithStateAsync(string key, Func<TgtState, Task<bool>> step, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await step(await CurrentStateAsync(cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
+        }
+        catch (TgtAdmException e) when (IsDrift(e.Error))
+        {
+            _state = null;
+            _logger.LogWarning("tgtd differs from the engine's view ({Error}) while working on volume {Key}: reading tgtd again and retrying once", e.Message, key);
+        }
+        catch
+        {
+            _state = null;
+            throw;
+        }
+        try
+        {
+            return await step(await CurrentStateAsync(cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
+        }
+        catch
+        {
+            _state = null;
+            throw;
+        }
+    }
+
+    private bool IsDrift(TgtError error) => error switch
+    {
+        TgtError.NoTarget or TgtError.TargetExists or TgtError.NoLun or TgtError.LunExists or TgtError.NoAccount
+            or TgtError.AccountExists or TgtError.OutgoingAccountExists or TgtError.TargetActive => true,
+        TgtError.DaemonUnreachable => _options.StartDaemon,
+        _ => false,
+    };
+
+    /// <summary>The cached view; read in full when there is none or tgtd's control socket changed (a restart).</summary>
+    private async Task<TgtState> CurrentStateAsync(CancellationToken cancellationToken)
+    {
+        var stamp = _adm.DaemonStamp();
+        if (_state is not null && stamp == _stateStamp)
+        {
+            _state.Reused = true;
+            return _state;
+        }
+        if (_state is not null)
+        {
+            _logger.LogInformation("tgtd on control port {ControlPort} was restarted: reading its targets again", _options.ControlPort);
+        }
+        _state = null;
+        var state = await LoadAsync(accounts: true, cancellationToken).ConfigureAwait(false);
+        // After the read: the read may have started tgtd (a restart in the middle of a read makes the read fail).
+        _stateStamp = _adm.DaemonStamp();
+        _state = state;
+        return state;
+    }
 
     private async Task<TgtState> LoadAsync(bool accounts, CancellationToken cancellationToken)
     {
@@ -723,7 +850,7 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
         _ => StatusException.Internal(e.Message, e),
     };
 
-    /// <summary>One read of tgtd's targets and accounts, kept current as this operation changes them.</summary>
+    /// <summary>One full read of tgtd's targets and accounts, kept current as the engine's own writes change them.</summary>
     private sealed class TgtState
     {
         private readonly Dictionary<string, TgtTarget> _byName;
@@ -744,6 +871,9 @@ public sealed class TgtEngine : ITargetEngine, IExportRules
         }
 
         public IEnumerable<TgtTarget> Targets => _byName.Values;
+
+        /// <summary>False while the view is fresh from a full read; true once an operation gets it from the cache.</summary>
+        public bool Reused { get; set; }
         public HashSet<string> Accounts { get; }
 
         public TgtTarget? Find(string name) => _byName.GetValueOrDefault(name);

@@ -163,6 +163,62 @@ internal static class TgtShowParser
         return targets;
     }
 
+    /// <summary>
+    /// The sessions of one target from <c>--mode conn --op show --tid N</c>: "Session: S", then per connection
+    /// "Connection: C", "Initiator: NAME", "IP Address: A" (usr/iscsi/target.c). S is the same tsih that the
+    /// target show calls "I_T nexus" and that <c>--mode conn --op delete --sid</c> takes.
+    /// </summary>
+    public static List<TgtNexus> ParseConnections(string text)
+    {
+        var order = new List<long>();
+        var initiators = new Dictionary<long, string>();
+        var connections = new Dictionary<long, List<TgtConnection>>();
+        long? sid = null;
+        int? cid = null;
+        string? address = null;
+
+        void FlushConnection()
+        {
+            if (sid is { } s && cid is { } c)
+            {
+                connections[s].Add(new TgtConnection(c, address));
+            }
+            cid = null;
+            address = null;
+        }
+
+        foreach (var raw in text.Split('\n'))
+        {
+            var (key, value) = SplitField(raw.Trim());
+            switch (key)
+            {
+                case "Session":
+                    FlushConnection();
+                    sid = ParseLong(value);
+                    if (!connections.ContainsKey(sid.Value))
+                    {
+                        order.Add(sid.Value);
+                        connections[sid.Value] = [];
+                        initiators[sid.Value] = "";
+                    }
+                    break;
+                case "Connection" when sid is not null:
+                    FlushConnection();
+                    cid = (int)ParseLong(value);
+                    break;
+                case "Initiator" when sid is not null:
+                    // The target show appends " alias: ..." to the name; this report prints the name alone.
+                    initiators[sid.Value] = value.Split(' ', 2)[0];
+                    break;
+                case "IP Address" when sid is not null:
+                    address = value;
+                    break;
+            }
+        }
+        FlushConnection();
+        return order.Select(s => new TgtNexus(s, initiators[s], connections[s])).ToList();
+    }
+
     /// <summary>"Account list:" followed by one user per line.</summary>
     public static List<string> ParseAccounts(string text) =>
         text.Split('\n')

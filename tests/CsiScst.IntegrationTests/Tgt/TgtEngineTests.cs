@@ -246,6 +246,110 @@ public sealed class TgtEngineTests : IAsyncLifetime
         Assert.Equal(0, again.OrphansRemoved);
     }
 
+    // The engine keeps a view of tgtd between operations: drift behind its back must not break it.
+
+    [Fact]
+    public async Task Export_deleted_behind_the_engines_back_is_recreated_by_the_next_ensure_grant_and_reconcile()
+    {
+        var key = Key();
+        var spec = Spec(key, NewFile(key), new InitiatorAccess(AllowedIqn, false));
+        await _engine.EnsureExportAsync(spec, Run.Timeout());
+
+        async Task DeleteBehindTheBackAsync()
+        {
+            var (tid, _) = Assert.Single(await _tgtd.TargetsAsync(), t => t.Name == spec.TargetIqn);
+            Assert.Equal(0, (await _tgtd.AdmAsync(["--mode", "target", "--op", "delete", "--force", "--tid", tid.ToString()])).ExitCode);
+            Assert.DoesNotContain(await _tgtd.TargetsAsync(), t => t.Name == spec.TargetIqn);
+        }
+
+        // The same spec again: nothing to write by the engine's view, yet the target is back.
+        await DeleteBehindTheBackAsync();
+        await _engine.EnsureExportAsync(spec, Run.Timeout());
+        Assert.Single(await _tgtd.TargetsAsync(), t => t.Name == spec.TargetIqn);
+        Assert.True((await new IscsiInitiator(AllowedIqn).LoginAsync(_tgtd.Portal, spec.TargetIqn, 1)).Ok);
+
+        // A grant on a vanished target: the bind fails, the engine reads tgtd again and re-creates it.
+        await DeleteBehindTheBackAsync();
+        var granted = spec with { Initiators = [new InitiatorAccess(AllowedIqn, false), new InitiatorAccess(OtherIqn, false)] };
+        await _engine.EnsureExportAsync(granted, Run.Timeout());
+        Assert.Equal((Size, 512), await new IscsiInitiator(OtherIqn).CapacityAsync(_tgtd.Portal, spec.TargetIqn, 1));
+        Assert.Equal(spec.Serial, (await new IscsiInitiator(AllowedIqn).SerialAsync(_tgtd.Portal, spec.TargetIqn, 1)).Serial);
+
+        // A revoke on a vanished target, then a reconcile: both succeed and the export is back with the right access.
+        await DeleteBehindTheBackAsync();
+        await _engine.EnsureExportAsync(spec, Run.Timeout());
+        await DeleteBehindTheBackAsync();
+        var result = await _engine.ReconcileAsync([spec], Run.Timeout());
+        Assert.Empty(result.Errors);
+        Assert.Equal(1, result.Repaired);
+        Assert.True((await new IscsiInitiator(AllowedIqn).LoginAsync(_tgtd.Portal, spec.TargetIqn, 1)).Ok);
+        Assert.False((await new IscsiInitiator(OtherIqn).LoginAsync(_tgtd.Portal, spec.TargetIqn, 1)).Ok);
+    }
+
+    [Fact]
+    public async Task After_tgtd_restarts_the_next_operations_work_and_reconcile_restores_the_rest()
+    {
+        var keys = new[] { Key(), Key(), Key() };
+        var specs = keys.Select(k => Spec(k, NewFile(k), new InitiatorAccess(AllowedIqn, false))).ToList();
+        await _engine.EnsureExportAsync(specs[0], Run.Timeout());
+        await _engine.EnsureExportAsync(specs[1], Run.Timeout());
+
+        await _tgtd.KillAsync();
+        await _tgtd.StartAsync();
+        Assert.Empty(await _tgtd.TargetsAsync());
+
+        // A new volume and a grant on an old one, before any reconcile.
+        await _engine.EnsureExportAsync(specs[2], Run.Timeout());
+        var granted = specs[0] with { Initiators = [new InitiatorAccess(AllowedIqn, false), new InitiatorAccess(OtherIqn, false)] };
+        await _engine.EnsureExportAsync(granted, Run.Timeout());
+        Assert.True((await new IscsiInitiator(AllowedIqn).LoginAsync(_tgtd.Portal, specs[2].TargetIqn, 1)).Ok);
+        Assert.True((await new IscsiInitiator(OtherIqn).LoginAsync(_tgtd.Portal, specs[0].TargetIqn, 1)).Ok);
+        Assert.DoesNotContain(await _tgtd.TargetsAsync(), t => t.Name == specs[1].TargetIqn);
+
+        var result = await _engine.ReconcileAsync([granted, specs[1], specs[2]], Run.Timeout());
+        Assert.Empty(result.Errors);
+        Assert.Equal(1, result.Repaired);
+        Assert.Equal(specs.Select(s => s.TargetIqn).Order(), (await _tgtd.TargetsAsync()).Select(t => t.Name).Order());
+        foreach (var spec in specs)
+        {
+            Assert.Equal(spec.Serial, (await new IscsiInitiator(AllowedIqn).SerialAsync(_tgtd.Portal, spec.TargetIqn, 1)).Serial);
+        }
+        // Removing works on the restored view too.
+        await _engine.RemoveExportAsync(keys[1], Run.Timeout());
+        Assert.DoesNotContain(await _tgtd.TargetsAsync(), t => t.Name == specs[1].TargetIqn);
+    }
+
+    [Fact]
+    public async Task A_foreign_target_on_the_tid_the_engine_would_pick_next_is_left_alone_and_the_create_succeeds()
+    {
+        var first = Key();
+        await _engine.EnsureExportAsync(Spec(first, NewFile(first), new InitiatorAccess(AllowedIqn, false)), Run.Timeout());
+        var taken = (await _tgtd.TargetsAsync()).Max(t => t.Tid) + 1;
+        const string Foreign = "iqn.2003-01.org.example:foreign";
+        Assert.Equal(0, (await _tgtd.AdmAsync(["--mode", "target", "--op", "new", "--tid", taken.ToString(), "--targetname", Foreign])).ExitCode);
+        Assert.Equal(0, (await _tgtd.AdmAsync(["--mode", "target", "--op", "bind", "--tid", taken.ToString(), "--initiator-address", "ALL"])).ExitCode);
+        var foreignBefore = ForeignSection(await _tgtd.ShowAsync());
+
+        var key = Key();
+        var spec = Spec(key, NewFile(key), new InitiatorAccess(AllowedIqn, false));
+        await _engine.EnsureExportAsync(spec, Run.Timeout());
+
+        var targets = await _tgtd.TargetsAsync();
+        Assert.Contains((taken, Foreign), targets);
+        var (tid, _) = Assert.Single(targets, t => t.Name == spec.TargetIqn);
+        Assert.NotEqual(taken, tid);
+        Assert.Equal(spec.Serial, (await new IscsiInitiator(AllowedIqn).SerialAsync(_tgtd.Portal, spec.TargetIqn, 1)).Serial);
+        Assert.Equal(foreignBefore, ForeignSection(await _tgtd.ShowAsync()));
+
+        // Access changes and a reconcile leave it alone too.
+        await _engine.EnsureExportAsync(spec with { Initiators = [new InitiatorAccess(OtherIqn, false)] }, Run.Timeout());
+        await _engine.ReconcileAsync([spec, Spec(first, Path.Combine(_scratch, first + ".img"), new InitiatorAccess(AllowedIqn, false))], Run.Timeout());
+        Assert.Equal(foreignBefore, ForeignSection(await _tgtd.ShowAsync()));
+
+        static string ForeignSection(string show) =>
+            show.Split("\nTarget ").Single(section => section.Contains(Foreign, StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task Reconcile_removes_only_this_instances_orphans()
     {

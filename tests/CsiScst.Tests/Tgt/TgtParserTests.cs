@@ -71,6 +71,19 @@ public sealed class TgtParserTests
         Assert.Empty(resized); // "--op show --tid N" prints the target's parameters, not the target: never used for lookups
     }
 
+    [Fact]
+    public void One_targets_sessions_are_read_from_a_real_conn_show()
+    {
+        // Captured while qemu-io held a session open on tid 1; the same session the full target show calls I_T nexus 1.
+        var nexus = Assert.Single(TgtShowParser.ParseConnections(Fixture("conn-show-tid1.stdout")));
+        Assert.Equal(1, nexus.Sid);
+        Assert.Equal("iqn.2026-01.test.capture:ini1", nexus.Initiator);
+        Assert.Equal([new TgtConnection(0, "127.0.0.1")], nexus.Connections);
+        var full = TgtShowParser.ParseTargets(Fixture("target-show-session.stdout"))[0].Nexuses[0];
+        Assert.Equal((full.Sid, full.Initiator), (nexus.Sid, nexus.Initiator));
+        Assert.Empty(TgtShowParser.ParseConnections(""));
+    }
+
     [Theory]
     [InlineData("err-target-exists", nameof(TgtError.TargetExists))]
     [InlineData("err-target-name-exists", nameof(TgtError.TargetExists))]
@@ -111,6 +124,10 @@ public sealed class TgtConvergenceTests
     private sealed class ReplayRunner(string targets, string accounts) : IToolRunner
     {
         public List<string> Commands { get; } = [];
+        public List<string> Reads { get; } = [];
+
+        /// <summary>Commands (by their arguments) that fail once with a captured tgtadm error (capture name).</summary>
+        public Dictionary<string, string> FailOnce { get; } = [];
 
         public Task<ToolResult> RunAsync(ToolCommand command, CancellationToken cancellationToken)
         {
@@ -119,12 +136,17 @@ public sealed class TgtConvergenceTests
             {
                 "--mode target --op show" => targets,
                 "--mode account --op show" => accounts,
+                // Captured in the same run as the target show, while the same session was logged in.
+                "--mode conn --op show --tid 1" => TgtParserTests.Fixture("conn-show-tid1.stdout"),
                 _ => "",
             };
-            if (!args.Contains("--op show", StringComparison.Ordinal))
+            if (FailOnce.Remove(args, out var capture))
             {
-                Commands.Add(command.Redact(args));
+                Commands.Add(command.Redact(args) + " (fails)");
+                throw new ToolException(command, ToolFailure.ExitCode, int.Parse(TgtParserTests.Fixture(capture + ".rc").Trim()),
+                    TgtParserTests.Fixture(capture + ".stdout"), TgtParserTests.Fixture(capture + ".stderr"));
             }
+            (args.Contains("--op show", StringComparison.Ordinal) ? Reads : Commands).Add(command.Redact(args));
             return Task.FromResult(new ToolResult(0, output, "", TimeSpan.Zero));
         }
     }
@@ -210,5 +232,54 @@ public sealed class TgtConvergenceTests
             $"--mode logicalunit --op update --tid 8 --lun 1 --params scsi_sn=CS{key}",
             "--mode target --op bind --tid 8 --initiator-name iqn.2026-01.test.capture:ini9",
         ], runner.Commands);
+    }
+
+    [Fact]
+    public async Task Later_operations_work_on_the_kept_view_without_reading_every_target_again()
+    {
+        var (engine, runner, names, captured) = Setup();
+        var key = "00000000000000c3";
+        var spec = Spec(names, captured) with { Key = key, TargetIqn = names.TargetIqn(key), BackingPath = "/srv/c3.img", Serial = "CS" + key };
+        await engine.EnsureExportAsync(spec, CancellationToken.None);
+        Assert.Equal(["--mode target --op show", "--mode account --op show"], runner.Reads);
+        runner.Commands.Clear();
+        runner.Reads.Clear();
+
+        // Grant, revoke (a rule removed: that one target's sessions are read), remove: only their own commands.
+        await engine.EnsureExportAsync(spec with { Initiators = [new InitiatorAccess("iqn.2026-01.test.capture:ini9", false)] }, CancellationToken.None);
+        await engine.EnsureExportAsync(spec, CancellationToken.None);
+        await engine.RemoveExportAsync(key, CancellationToken.None);
+        Assert.Equal(
+        [
+            "--mode target --op bind --tid 8 --initiator-name iqn.2026-01.test.capture:ini9",
+            "--mode target --op unbind --tid 8 --initiator-name iqn.2026-01.test.capture:ini9",
+            "--mode target --op delete --force --tid 8",
+        ], runner.Commands);
+        Assert.Equal(["--mode conn --op show --tid 8"], runner.Reads);
+
+        // A reconcile reads the truth again.
+        await engine.ReconcileAsync([], CancellationToken.None);
+        Assert.Contains("--mode target --op show", runner.Reads);
+    }
+
+    [Fact]
+    public async Task A_tid_taken_behind_the_engines_back_makes_it_read_tgtd_again_and_retry_once()
+    {
+        var (engine, runner, names, captured) = Setup();
+        var key = "00000000000000c3";
+        var spec = Spec(names, captured) with { Key = key, TargetIqn = names.TargetIqn(key), BackingPath = "/srv/c3.img", Serial = "CS" + key };
+        // The captured answer of tgtd to a new target on a tid in use.
+        runner.FailOnce[$"--mode target --op new --tid 8 --targetname {names.TargetIqn(key)}"] = "err-target-exists";
+        await engine.EnsureExportAsync(spec, CancellationToken.None);
+        Assert.Equal(
+        [
+            $"--mode target --op new --tid 8 --targetname {names.TargetIqn(key)} (fails)",
+            $"--mode target --op new --tid 8 --targetname {names.TargetIqn(key)}",
+            "--mode logicalunit --op new --tid 8 --lun 1 --backing-store /srv/c3.img --bstype rdwr --blocksize 512 --bsoflags sync",
+            $"--mode logicalunit --op update --tid 8 --lun 1 --params scsi_sn=CS{key},thin_provisioning=1",
+        ], runner.Commands);
+        // Read once at first use and once after the failure (the replayed tgtd does not change, so the retry
+        // picks tid 8 again; that a real tgtd's foreign tid is skipped is proven in the integration tests).
+        Assert.Equal(2, runner.Reads.Count(r => r == "--mode target --op show"));
     }
 }
