@@ -347,7 +347,7 @@ public sealed class TgtEngineTests : IAsyncLifetime
         Assert.Equal(foreignBefore, ForeignSection(await _tgtd.ShowAsync()));
 
         static string ForeignSection(string show) =>
-            show.Split("\nTarget ").Single(section => section.Contains(Foreign, StringComparison.Ordinal));
+            show.Split("\nTarget ").Single(section => section.Contains(Foreign, StringComparison.Ordinal)).TrimEnd();
     }
 
     [Fact]
