@@ -28,13 +28,13 @@ public static class CsiServiceCollectionExtensions
         return services;
     }
 
-    public static IServiceCollection AddCsiNode(this IServiceCollection services, CsiCapabilities capabilities, NodeInfoOptions nodeInfo)
+    public static IServiceCollection AddCsiNode(this IServiceCollection services, CsiCapabilities capabilities, NodePluginOptions node)
     {
         services.AddCsiIdentity(capabilities);
-        services.TryAddSingleton(nodeInfo);
         services.TryAddSingleton<NodeInfoProvider>();
         services.TryAddSingleton<INodeInfoProvider>(sp => sp.GetRequiredService<NodeInfoProvider>());
         services.AddHostedService<NodeStartup>();
+        services.AddNodePlugin(capabilities, node);
         services.TryAddSingleton<NodeService>();
         return services;
     }

@@ -29,8 +29,14 @@ public sealed record ToolCommand(string FileName, IReadOnlyList<string> Argument
 
     public string? WorkingDirectory { get; init; }
 
+    /// <summary>
+    /// Overrides the metric label when FileName is a wrapper (e.g. <c>nsenter … -- iscsiadm</c> runs
+    /// iscsiadm in the host's mount namespace and should be counted as iscsiadm).
+    /// </summary>
+    public string? Label { get; init; }
+
     /// <summary>The tool's short name, used as a bounded metric label.</summary>
-    public string ToolName => Path.GetFileName(FileName);
+    public string ToolName => Label ?? Path.GetFileName(FileName);
 
     public string Redact(string text)
     {

@@ -13,11 +13,22 @@ public sealed class NodeService : global::Csi.V1.Node.NodeBase
 {
     private readonly CsiCapabilities _capabilities;
     private readonly INodeInfoProvider _info;
+    private readonly NodeStager _stager;
+    private readonly NodePublisher _publisher;
+    private readonly NodeVolumeInspector _inspector;
+    private readonly NodeLocks _locks;
+    private readonly NodeMetrics _metrics;
 
-    public NodeService(CsiCapabilities capabilities, INodeInfoProvider info)
+    public NodeService(CsiCapabilities capabilities, INodeInfoProvider info, NodeStager stager, NodePublisher publisher,
+        NodeVolumeInspector inspector, NodeLocks locks, NodeMetrics metrics)
     {
         _capabilities = capabilities;
         _info = info;
+        _stager = stager;
+        _publisher = publisher;
+        _inspector = inspector;
+        _locks = locks;
+        _metrics = metrics;
     }
 
     public override Task<NodeGetCapabilitiesResponse> NodeGetCapabilities(NodeGetCapabilitiesRequest request, ServerCallContext context)
@@ -33,7 +44,7 @@ public sealed class NodeService : global::Csi.V1.Node.NodeBase
     public override async Task<NodeGetInfoResponse> NodeGetInfo(NodeGetInfoRequest request, ServerCallContext context) =>
         await _info.GetInfoAsync(context.CancellationToken).ConfigureAwait(false);
 
-    public override Task<NodeStageVolumeResponse> NodeStageVolume(NodeStageVolumeRequest request, ServerCallContext context)
+    public override async Task<NodeStageVolumeResponse> NodeStageVolume(NodeStageVolumeRequest request, ServerCallContext context)
     {
         CsiValidation.RequireId(request.VolumeId, "volume_id");
         CsiValidation.RequirePath(request.StagingTargetPath, "staging_target_path");
@@ -42,18 +53,31 @@ public sealed class NodeService : global::Csi.V1.Node.NodeBase
         CsiValidation.CheckMap(request.VolumeContext, "volume_context");
         CsiValidation.CheckMap(request.Secrets, "secrets", secret: true);
         Require(Rpc.StageUnstageVolume, "NodeStageVolume");
-        throw NotYet("NodeStageVolume");
+        CheckMountGroup(request.VolumeCapability);
+        return await _metrics.MeasureAsync("stage", async () =>
+        {
+            var target = _stager.ParseTarget(request);
+            using var volume = _locks.TryAcquireVolume(request.VolumeId);
+            using var iscsiTarget = _locks.TryAcquireTarget(target.TargetIqn);
+            await _stager.StageAsync(request, target, context.CancellationToken).ConfigureAwait(false);
+            return new NodeStageVolumeResponse();
+        }).ConfigureAwait(false);
     }
 
-    public override Task<NodeUnstageVolumeResponse> NodeUnstageVolume(NodeUnstageVolumeRequest request, ServerCallContext context)
+    public override async Task<NodeUnstageVolumeResponse> NodeUnstageVolume(NodeUnstageVolumeRequest request, ServerCallContext context)
     {
         CsiValidation.RequireId(request.VolumeId, "volume_id");
         CsiValidation.RequirePath(request.StagingTargetPath, "staging_target_path");
         Require(Rpc.StageUnstageVolume, "NodeUnstageVolume");
-        throw NotYet("NodeUnstageVolume");
+        return await _metrics.MeasureAsync("unstage", async () =>
+        {
+            using var volume = _locks.TryAcquireVolume(request.VolumeId);
+            await _stager.UnstageAsync(request.VolumeId, request.StagingTargetPath, context.CancellationToken).ConfigureAwait(false);
+            return new NodeUnstageVolumeResponse();
+        }).ConfigureAwait(false);
     }
 
-    public override Task<NodePublishVolumeResponse> NodePublishVolume(NodePublishVolumeRequest request, ServerCallContext context)
+    public override async Task<NodePublishVolumeResponse> NodePublishVolume(NodePublishVolumeRequest request, ServerCallContext context)
     {
         CsiValidation.RequireId(request.VolumeId, "volume_id");
         CsiValidation.RequirePath(request.TargetPath, "target_path");
@@ -69,17 +93,28 @@ public sealed class NodeService : global::Csi.V1.Node.NodeBase
             }
             CsiValidation.RequirePath(request.StagingTargetPath, "staging_target_path");
         }
-        throw NotYet("NodePublishVolume");
+        CheckMountGroup(request.VolumeCapability);
+        return await _metrics.MeasureAsync("publish", async () =>
+        {
+            using var volume = _locks.TryAcquireVolume(request.VolumeId);
+            await _publisher.PublishAsync(request, context.CancellationToken).ConfigureAwait(false);
+            return new NodePublishVolumeResponse();
+        }).ConfigureAwait(false);
     }
 
-    public override Task<NodeUnpublishVolumeResponse> NodeUnpublishVolume(NodeUnpublishVolumeRequest request, ServerCallContext context)
+    public override async Task<NodeUnpublishVolumeResponse> NodeUnpublishVolume(NodeUnpublishVolumeRequest request, ServerCallContext context)
     {
         CsiValidation.RequireId(request.VolumeId, "volume_id");
         CsiValidation.RequirePath(request.TargetPath, "target_path");
-        throw NotYet("NodeUnpublishVolume");
+        return await _metrics.MeasureAsync("unpublish", async () =>
+        {
+            using var volume = _locks.TryAcquireVolume(request.VolumeId);
+            await _publisher.UnpublishAsync(request.VolumeId, request.TargetPath, context.CancellationToken).ConfigureAwait(false);
+            return new NodeUnpublishVolumeResponse();
+        }).ConfigureAwait(false);
     }
 
-    public override Task<NodeGetVolumeStatsResponse> NodeGetVolumeStats(NodeGetVolumeStatsRequest request, ServerCallContext context)
+    public override async Task<NodeGetVolumeStatsResponse> NodeGetVolumeStats(NodeGetVolumeStatsRequest request, ServerCallContext context)
     {
         CsiValidation.RequireId(request.VolumeId, "volume_id");
         CsiValidation.RequirePath(request.VolumePath, "volume_path");
@@ -88,10 +123,12 @@ public sealed class NodeService : global::Csi.V1.Node.NodeBase
             CsiValidation.RequirePath(request.StagingTargetPath, "staging_target_path");
         }
         Require(Rpc.GetVolumeStats, "NodeGetVolumeStats");
-        throw NotYet("NodeGetVolumeStats");
+        // Read-only: no lock, so kubelet's periodic stats never make a stage or unstage ABORT.
+        return await _metrics.MeasureAsync("stats", () =>
+            _inspector.StatsAsync(request.VolumeId, request.VolumePath, context.CancellationToken)).ConfigureAwait(false);
     }
 
-    public override Task<NodeExpandVolumeResponse> NodeExpandVolume(NodeExpandVolumeRequest request, ServerCallContext context)
+    public override async Task<NodeExpandVolumeResponse> NodeExpandVolume(NodeExpandVolumeRequest request, ServerCallContext context)
     {
         CsiValidation.RequireId(request.VolumeId, "volume_id");
         CsiValidation.RequirePath(request.VolumePath, "volume_path");
@@ -105,7 +142,12 @@ public sealed class NodeService : global::Csi.V1.Node.NodeBase
             CsiValidation.CheckCapability(request.VolumeCapability, "volume_capability");
         }
         Require(Rpc.ExpandVolume, "NodeExpandVolume");
-        throw NotYet("NodeExpandVolume");
+        return await _metrics.MeasureAsync("expand", async () =>
+        {
+            using var volume = _locks.TryAcquireVolume(request.VolumeId);
+            var bytes = await _inspector.ExpandAsync(request.VolumeId, request.VolumePath, request.CapacityRange?.RequiredBytes ?? 0, context.CancellationToken).ConfigureAwait(false);
+            return new NodeExpandVolumeResponse { CapacityBytes = bytes };
+        }).ConfigureAwait(false);
     }
 
     private void Require(Rpc rpc, string method)
@@ -116,6 +158,13 @@ public sealed class NodeService : global::Csi.V1.Node.NodeBase
         }
     }
 
-    private static StatusException NotYet(string method) =>
-        StatusException.Unimplemented($"{method} is not implemented in this build");
+    private void CheckMountGroup(VolumeCapability capability)
+    {
+        if (capability.AccessTypeCase == VolumeCapability.AccessTypeOneofCase.Mount
+            && capability.Mount.VolumeMountGroup.Length > 0
+            && !_capabilities.Has(Rpc.VolumeMountGroup))
+        {
+            throw StatusException.InvalidArgument("volume_mount_group is set, but this plugin does not advertise VOLUME_MOUNT_GROUP");
+        }
+    }
 }
