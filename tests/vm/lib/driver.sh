@@ -138,7 +138,19 @@ drv_stop_all() {
     done
 }
 
-ctl() { csi-scst client --endpoint "unix://$DRV/controller.sock" --timeout "$DRV_CALL_TIMEOUT" "$@"; }
+# ctl ARGS...: a controller call. UNAVAILABLE (exit 114: "retry") is retried twice after 5 s, as the
+# sidecars retry with back-off: under emulation an engine's GetEngineInfo (which asks Ceph for the pool's
+# capacity) can outlast the controller's 10 s deadline. DRV_RETRY_UNAVAILABLE=0 turns that off.
+ctl() {
+    local try rc
+    for try in 1 2 3; do
+        rc=0
+        csi-scst client --endpoint "unix://$DRV/controller.sock" --timeout "$DRV_CALL_TIMEOUT" "$@" || rc=$?
+        [ "$rc" -eq 114 ] && [ "${DRV_RETRY_UNAVAILABLE:-1}" = 1 ] && [ "$try" -lt 3 ] || return "$rc"
+        echo "ctl $1: UNAVAILABLE, retrying in 5 s (attempt $((try + 1)) of 3)" >&2
+        sleep 5
+    done
+}
 nd() { local n=$1; shift; csi-scst client --endpoint "unix://$DRV/$n.sock" --timeout "$DRV_CALL_TIMEOUT" "$@"; }
 node_id() { cat "$DRV/$1.id"; }
 

@@ -22,7 +22,6 @@ cleanup() {
     set +e
     drv_stop_all
     e2e_force_cleanup
-    for d in /sys/bus/rbd/devices/*; do [ -e "$d" ] && echo "${d##*/}" > /sys/bus/rbd/remove; done
     ceph_stop "$cdir"
 }
 trap cleanup EXIT

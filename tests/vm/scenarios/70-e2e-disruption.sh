@@ -59,7 +59,7 @@ crash_create() {
     local n=$1 point=$2 out rc=0 key
     drv_stop target
     CSI_SCST_FAULT_POINT=$point start_target
-    out=$(ctl create-volume --name "$n" --access-type block --size 32Mi 2>&1) || rc=$?
+    out=$(DRV_RETRY_UNAVAILABLE=0 ctl create-volume --name "$n" --access-type block --size 32Mi 2>&1) || rc=$?
     echo "CreateVolume while the engine dies at $point: exit $rc: $out"
     [ "$rc" -ne 0 ]
     wait_for 30 sh -c "! kill -0 $(drv_pid target)"
