@@ -115,6 +115,20 @@ drv_node() {
     echo "node $name: pid $(drv_pid "$name"), node id $(cat "$DRV/$name.id")"
 }
 
+# drv_wait_jobs: waits for every background job of the calling shell except the csi-scst processes
+# themselves (a role started in the foreground of the same shell is one of its jobs); fails if any
+# failed. The roles start in parallel (`drv_target … & drv_controller & drv_node a & drv_wait_jobs`):
+# under emulation each takes seconds to come up, and none needs another to start.
+drv_wait_jobs() {
+    local p rc=0 roles
+    roles=$(cat "$DRV"/*.pid 2>/dev/null || true)
+    for p in $(jobs -p); do
+        grep -qxF "$p" <<<"$roles" && continue
+        wait "$p" || rc=1
+    done
+    return "$rc"
+}
+
 drv_stop() {
     local name=$1 sig=${2:-TERM} pid
     pid=$(drv_pid "$name") || return 0

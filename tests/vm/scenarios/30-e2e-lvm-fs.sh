@@ -38,9 +38,10 @@ setup() {
 step "setup: LIO and iscsi_tcp loaded, VG $vg (thin pool tp), TLS material" setup
 
 start_roles() {
-    drv_target target lio --pool "name=thick,backend=lvm,vg=$vg" --pool "name=thin,backend=lvm,vg=$vg,thinpool=tp"
-    drv_controller
-    drv_node a
+    drv_target target lio --pool "name=thick,backend=lvm,vg=$vg" --pool "name=thin,backend=lvm,vg=$vg,thinpool=tp" &
+    drv_controller &
+    drv_node a &
+    drv_wait_jobs
     ctl get-capacity --param pool=thick | jq -c .
     ctl get-capacity --param pool=thin | jq -c .
 }

@@ -40,9 +40,10 @@ cluster() {
 step "setup: LIO, iscsi_tcp, krbd; ceph mon + mgr + memstore OSD, pool $cpool; TLS material" cluster
 
 start_roles() {
-    drv_target target lio --pool "name=ceph,backend=rbd,pool=$cpool,user=admin,keyring=$cdir/keyring.client.admin,conf=$cdir/ceph.conf"
-    drv_controller --default-pool ceph
-    drv_node a
+    drv_target target lio --pool "name=ceph,backend=rbd,pool=$cpool,user=admin,keyring=$cdir/keyring.client.admin,conf=$cdir/ceph.conf" &
+    drv_controller --default-pool ceph &
+    drv_node a &
+    drv_wait_jobs
     ctl get-capacity --param pool=ceph | jq -c .
 }
 step "start target (LIO, rbd pool), controller and node a" start_roles

@@ -39,10 +39,11 @@ setup() {
 step "setup: LIO, iscsi_tcp, VG $vg, a file pool directory, TLS material" setup
 
 start_roles() {
-    drv_target target lio --pool "name=thick,backend=lvm,vg=$vg" --pool "name=files,backend=file,path=$files"
-    drv_controller
-    drv_node a
-    drv_node b --iface "$iface_b" --initiator-name "$ini_b"
+    drv_target target lio --pool "name=thick,backend=lvm,vg=$vg" --pool "name=files,backend=file,path=$files" &
+    drv_controller &
+    drv_node a &
+    drv_node b --iface "$iface_b" --initiator-name "$ini_b" &
+    drv_wait_jobs
     [ "$(node_id b)" = "vm-b/$ini_b" ]
     iscsiadm -m iface -I "$iface_b" | grep -x "iface.initiatorname = $ini_b"
     [ "$(node_id a)" = "vm-a/$(vm_initiator_name)" ]

@@ -52,10 +52,11 @@ setup() {
 step "setup: LIO, iscsi_tcp, thin pool, TLS material, the stand-in Kubernetes API" setup
 
 start_roles() {
-    drv_target target lio --pool "name=thin,backend=lvm,vg=$vg,thinpool=tp"
-    drv_controller --default-pool thin --kubeconfig "$kube/kubeconfig" --namespace "$ns"
-    drv_node a
-    drv_node b --iface "$iface_b" --initiator-name "$ini_b"
+    drv_target target lio --pool "name=thin,backend=lvm,vg=$vg,thinpool=tp" &
+    drv_controller --default-pool thin --kubeconfig "$kube/kubeconfig" --namespace "$ns" &
+    drv_node a &
+    drv_node b --iface "$iface_b" --initiator-name "$ini_b" &
+    drv_wait_jobs
 }
 step "start target (LIO), controller (with a kubeconfig), node a and node b (iface $iface_b)" start_roles
 

@@ -50,7 +50,7 @@ setup() {
 }
 step "setup: LIO, iscsi_tcp, thin pool, TLS material" setup
 
-start_roles() { start_target; drv_controller --default-pool thin; drv_node a; }
+start_roles() { start_target & drv_controller --default-pool thin & drv_node a & drv_wait_jobs; }
 step "start target (LIO, reconcile every 10 s), controller and node a" start_roles
 
 # ---- kill -9 mid-CreateVolume -------------------------------------------------------------------

@@ -45,8 +45,9 @@ start_roles() {
     drv_target target tgt --tgt-control-port "$ctlport" --tgt-start-daemon --pool "name=thin,backend=lvm,vg=$vg,thinpool=tp"
     pgrep -a -x tgtd
     tgtadm -C "$ctlport" --mode sys --op show | head -n 5
-    drv_controller --default-pool thin
-    drv_node a
+    drv_controller --default-pool thin &
+    drv_node a &
+    drv_wait_jobs
 }
 step "start target (tgt: its own tgtd on control port $ctlport), controller and node a" start_roles
 

@@ -83,10 +83,11 @@ step "setup: VG $vg (thin pool tp), TLS material" setup
 
 start_target() { drv_target target scst --scst-config-file "$DRV/scst.conf" --reconcile-interval 00:00:10 --pool "name=thick,backend=lvm,vg=$vg" --pool "name=thin,backend=lvm,vg=$vg,thinpool=tp"; }
 start_roles() {
-    start_target
-    drv_controller --default-pool thin
-    drv_node a
-    drv_node b --iface "$iface_b" --initiator-name "$ini_b"
+    start_target &
+    drv_controller --default-pool thin &
+    drv_node a &
+    drv_node b --iface "$iface_b" --initiator-name "$ini_b" &
+    drv_wait_jobs
 }
 step "start target (SCST), controller, node a and node b (iface $iface_b)" start_roles
 
