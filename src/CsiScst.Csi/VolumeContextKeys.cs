@@ -31,6 +31,12 @@ public static class VolumeContextKeys
     /// </summary>
     public const string ContentSource = Prefix + "content-source";
 
+    /// <summary>Storage node that exports the volume (informational; the volume id carries it too).</summary>
+    public const string TargetNode = Prefix + "target-node";
+
+    /// <summary>Logical block size the LUN reports: "512" or "4096".</summary>
+    public const string BlockSize = Prefix + "block-size";
+
     /// <summary>Filesystem from the StorageClass parameter fsType: used when the capability names none.</summary>
     public const string FsType = Prefix + "fs-type";
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using CsiScst.Core.Errors;
 using CsiScst.Core.Exec;
+using CsiScst.Core.Faults;
 using CsiScst.Core.Metrics;
 using global::Grpc.Core;
 using global::Grpc.Core.Interceptors;
@@ -26,11 +27,13 @@ public sealed class RpcInterceptor : Interceptor
     private readonly DriverMetrics _metrics;
     private readonly ExternalTime _externalTime;
     private readonly ILogger<RpcInterceptor> _logger;
+    private readonly DelayPoints _delays;
 
-    public RpcInterceptor(DriverMetrics metrics, ExternalTime externalTime, ILogger<RpcInterceptor> logger)
+    public RpcInterceptor(DriverMetrics metrics, ExternalTime externalTime, DelayPoints delays, ILogger<RpcInterceptor> logger)
     {
         _metrics = metrics;
         _externalTime = externalTime;
+        _delays = delays;
         _logger = logger;
     }
 
@@ -42,6 +45,7 @@ public sealed class RpcInterceptor : Interceptor
         var started = Stopwatch.GetTimestamp();
         try
         {
+            await _delays.DelayAsync(method, context.CancellationToken).ConfigureAwait(false);
             var response = await continuation(request, context).ConfigureAwait(false);
             Complete(service, method, StatusCode.OK, null, started, external);
             return response;

@@ -21,6 +21,7 @@ using CsiVolumeCondition = Csi.V1.VolumeCondition;
 using EngineVolumeInfo = CsiScst.Engine.V1.VolumeInfo;
 using EngineSnapshotInfo = CsiScst.Engine.V1.SnapshotInfo;
 using EngineListSnapshotsRequest = CsiScst.Engine.V1.ListSnapshotsRequest;
+using CsiScst.Csi;
 
 namespace CsiScst.Csi.Controller;
 
@@ -282,9 +283,9 @@ public sealed class ControllerService : global::Csi.V1.Controller.ControllerBase
         {
             PublishContext =
             {
-                [ContextKeys.Portals] = string.Join(',', portals),
-                [ContextKeys.TargetIqn] = info.TargetIqn,
-                [ContextKeys.Lun] = info.Lun.ToString(CultureInfo.InvariantCulture),
+                [VolumeContextKeys.Portals] = string.Join(',', portals),
+                [VolumeContextKeys.TargetIqn] = info.TargetIqn,
+                [VolumeContextKeys.Lun] = info.Lun.ToString(CultureInfo.InvariantCulture),
             },
         };
     }
@@ -359,9 +360,9 @@ public sealed class ControllerService : global::Csi.V1.Controller.ControllerBase
                 CsiValidation.CheckCapability(request.VolumeCapabilities[i], $"volume_capabilities[{i}]");
             }
             VolumeParameters.Parse(request.Parameters);
-            if (request.VolumeContext.TryGetValue(ContextKeys.Serial, out var serial) && volume.Serial.Length > 0 && serial != volume.Serial)
+            if (request.VolumeContext.TryGetValue(VolumeContextKeys.Serial, out var serial) && volume.Serial.Length > 0 && serial != volume.Serial)
             {
-                throw StatusException.InvalidArgument($"volume_context {ContextKeys.Serial}='{serial}' does not match the volume's serial '{volume.Serial}'");
+                throw StatusException.InvalidArgument($"volume_context {VolumeContextKeys.Serial}='{serial}' does not match the volume's serial '{volume.Serial}'");
             }
         }
         catch (StatusException e) when (e.Code == StatusCode.InvalidArgument)
@@ -836,18 +837,18 @@ public sealed class ControllerService : global::Csi.V1.Controller.ControllerBase
     {
         var context = new Dictionary<string, string>(StringComparer.Ordinal)
         {
-            [ContextKeys.Serial] = info.Serial.Length > 0 ? info.Serial : Names.Serial(key),
-            [ContextKeys.TargetNode] = engine.NodeId,
-            [ContextKeys.BlockSize] = (info.BlockSize == 0 ? 512u : info.BlockSize).ToString(CultureInfo.InvariantCulture),
-            [ContextKeys.Chap] = chap is null ? ContextKeys.ChapNone : chap.MutualUser.Length > 0 ? ContextKeys.ChapMutual : ContextKeys.ChapOneWay,
+            [VolumeContextKeys.Serial] = info.Serial.Length > 0 ? info.Serial : Names.Serial(key),
+            [VolumeContextKeys.TargetNode] = engine.NodeId,
+            [VolumeContextKeys.BlockSize] = (info.BlockSize == 0 ? 512u : info.BlockSize).ToString(CultureInfo.InvariantCulture),
+            [VolumeContextKeys.Chap] = chap is null ? VolumeContextKeys.ChapNone : chap.MutualUser.Length > 0 ? VolumeContextKeys.ChapMutual : VolumeContextKeys.ChapOneWay,
         };
         if (parameters.FsType is { } fsType)
         {
-            context[ContextKeys.FsType] = fsType;
+            context[VolumeContextKeys.FsType] = fsType;
         }
         if (sourceKind is not null)
         {
-            context[ContextKeys.ContentSource] = sourceKind;
+            context[VolumeContextKeys.ContentSource] = sourceKind;
         }
         foreach (var (k, v) in parameters.NodeContext)
         {
@@ -859,14 +860,14 @@ public sealed class ControllerService : global::Csi.V1.Controller.ControllerBase
     private Volume ListedVolume(EngineHandle engine, VolumeId id, EngineVolumeInfo info)
     {
         var volume = new Volume { VolumeId = id.ToString(), CapacityBytes = info.CapacityBytes };
-        volume.VolumeContext[ContextKeys.Serial] = info.Serial.Length > 0 ? info.Serial : Names.Serial(id.Key);
-        volume.VolumeContext[ContextKeys.TargetNode] = engine.NodeId;
-        volume.VolumeContext[ContextKeys.BlockSize] = (info.BlockSize == 0 ? 512u : info.BlockSize).ToString(CultureInfo.InvariantCulture);
-        volume.VolumeContext[ContextKeys.Chap] = !info.ChapEnabled ? ContextKeys.ChapNone : info.MutualChapEnabled ? ContextKeys.ChapMutual : ContextKeys.ChapOneWay;
+        volume.VolumeContext[VolumeContextKeys.Serial] = info.Serial.Length > 0 ? info.Serial : Names.Serial(id.Key);
+        volume.VolumeContext[VolumeContextKeys.TargetNode] = engine.NodeId;
+        volume.VolumeContext[VolumeContextKeys.BlockSize] = (info.BlockSize == 0 ? 512u : info.BlockSize).ToString(CultureInfo.InvariantCulture);
+        volume.VolumeContext[VolumeContextKeys.Chap] = !info.ChapEnabled ? VolumeContextKeys.ChapNone : info.MutualChapEnabled ? VolumeContextKeys.ChapMutual : VolumeContextKeys.ChapOneWay;
         switch (info.Source?.TypeCase)
         {
             case ContentSource.TypeOneofCase.Snapshot:
-                volume.VolumeContext[ContextKeys.ContentSource] = "snapshot";
+                volume.VolumeContext[VolumeContextKeys.ContentSource] = VolumeContextKeys.ContentSourceSnapshot;
                 volume.ContentSource = new VolumeContentSource
                 {
                     Snapshot = new VolumeContentSource.Types.SnapshotSource
@@ -876,7 +877,7 @@ public sealed class ControllerService : global::Csi.V1.Controller.ControllerBase
                 };
                 break;
             case ContentSource.TypeOneofCase.Volume:
-                volume.VolumeContext[ContextKeys.ContentSource] = "volume";
+                volume.VolumeContext[VolumeContextKeys.ContentSource] = VolumeContextKeys.ContentSourceVolume;
                 volume.ContentSource = new VolumeContentSource
                 {
                     Volume = new VolumeContentSource.Types.VolumeSource

@@ -4,6 +4,7 @@ using CsiScst.Core.Ids;
 using CsiScst.Csi.Validation;
 using CsiScst.Engine.V1;
 using Google.Protobuf.Collections;
+using CsiScst.Csi;
 
 namespace CsiScst.Csi.Controller;
 
@@ -34,6 +35,7 @@ public sealed record VolumeParameters
     public const string LoginTimeoutKey = "loginTimeout";
     public const string NoopOutIntervalKey = "noopOutInterval";
     public const string NoopOutTimeoutKey = "noopOutTimeout";
+    public const string LoginRetriesKey = "loginRetries";
 
     public const string ProvisionerPrefix = "csi.storage.k8s.io/";
     public const string PvNameKey = "csi.storage.k8s.io/pv/name";
@@ -43,15 +45,16 @@ public sealed record VolumeParameters
     public static readonly string[] KnownKeys =
     [
         PoolKey, TargetNodeKey, FsTypeKey, BlockSizeKey, WriteCacheKey, ThinProvisionedKey, ChapKey,
-        ReplacementTimeoutKey, LoginTimeoutKey, NoopOutIntervalKey, NoopOutTimeoutKey,
+        ReplacementTimeoutKey, LoginTimeoutKey, NoopOutIntervalKey, NoopOutTimeoutKey, LoginRetriesKey,
     ];
 
     private static readonly (string Key, string ContextKey, int Min, int Max)[] NodeTimeouts =
     [
-        (ReplacementTimeoutKey, ContextKeys.ReplacementTimeout, 0, 86400),
-        (LoginTimeoutKey, ContextKeys.LoginTimeout, 1, 3600),
-        (NoopOutIntervalKey, ContextKeys.NoopOutInterval, 0, 3600),
-        (NoopOutTimeoutKey, ContextKeys.NoopOutTimeout, 0, 3600),
+        (ReplacementTimeoutKey, VolumeContextKeys.ReplacementTimeout, 0, 86400),
+        (LoginTimeoutKey, VolumeContextKeys.LoginTimeout, 1, 3600),
+        (NoopOutIntervalKey, VolumeContextKeys.NoopOutInterval, 0, 3600),
+        (NoopOutTimeoutKey, VolumeContextKeys.NoopOutTimeout, 0, 3600),
+        (LoginRetriesKey, VolumeContextKeys.LoginRetries, 0, 100),
     ];
 
     public string? Pool { get; init; }

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using CsiScst.Targets.Native;
 
 namespace CsiScst.Targets.Lio;
 
@@ -9,11 +10,8 @@ namespace CsiScst.Targets.Lio;
 /// make directories without creating parents; LIO needs one write(2) per attribute store and reports every
 /// refusal through errno alone.
 /// </summary>
-public sealed unsafe partial class LinuxConfigfs : IConfigfs
+public sealed partial class LinuxConfigfs : IConfigfs
 {
-    private const int O_RDONLY = 0;
-    private const int O_WRONLY = 1;
-    private const int O_CLOEXEC = 0x80000;
     // configfs attributes are at most one page; bigger reads are not attributes we use.
     private const int MaxRead = 64 * 1024;
 
@@ -27,7 +25,7 @@ public sealed unsafe partial class LinuxConfigfs : IConfigfs
 
     public int Write(string path, string value)
     {
-        var fd = Open(path, O_WRONLY);
+        var fd = RawFile.Open(path, RawFile.O_WRONLY);
         if (fd < 0)
         {
             return -fd;
@@ -37,75 +35,40 @@ public sealed unsafe partial class LinuxConfigfs : IConfigfs
             var bytes = Encoding.UTF8.GetBytes(value);
             while (true)
             {
-                long written;
-                fixed (byte* pointer = bytes)
-                {
-                    written = WriteNative(fd, pointer, (nuint)bytes.Length);
-                }
+                var written = RawFile.Write(fd, bytes);
                 if (written >= 0)
                 {
                     // A store handler consumes the whole buffer or fails; a short count would mean a split store.
-                    return written == bytes.Length ? 0 : LioErrno.EIO;
+                    return written == bytes.Length ? 0 : Errno.EIO;
                 }
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno != LioErrno.EINTR)
+                if (-written != Errno.EINTR)
                 {
-                    return errno;
+                    return (int)-written;
                 }
             }
         }
         finally
         {
-            _ = CloseNative(fd);
+            RawFile.Close(fd);
         }
     }
 
     public (int Errno, string Value) Read(string path)
     {
-        var fd = Open(path, O_RDONLY);
+        var fd = RawFile.Open(path, RawFile.O_RDONLY);
         if (fd < 0)
         {
             return (-fd, "");
         }
         try
         {
-            var buffer = new byte[8192];
-            var total = 0;
-            while (true)
-            {
-                if (total == buffer.Length)
-                {
-                    if (buffer.Length >= MaxRead)
-                    {
-                        break;
-                    }
-                    Array.Resize(ref buffer, buffer.Length * 2);
-                }
-                long read;
-                fixed (byte* pointer = buffer)
-                {
-                    read = ReadNative(fd, pointer + total, (nuint)(buffer.Length - total));
-                }
-                if (read == 0)
-                {
-                    break;
-                }
-                if (read < 0)
-                {
-                    var errno = Marshal.GetLastPInvokeError();
-                    if (errno == LioErrno.EINTR)
-                    {
-                        continue;
-                    }
-                    return (errno, "");
-                }
-                total += (int)read;
-            }
-            return (0, Encoding.UTF8.GetString(buffer, 0, total));
+            var buffer = new byte[MaxRead];
+            var read = RawFile.ReadAll(fd, buffer);
+            return read < 0 ? (-read, "") : (0, Encoding.UTF8.GetString(buffer, 0, read));
         }
         finally
         {
-            _ = CloseNative(fd);
+            RawFile.Close(fd);
         }
     }
 
@@ -149,23 +112,6 @@ public sealed unsafe partial class LinuxConfigfs : IConfigfs
 
     public bool DirectoryExists(string path) => Directory.Exists(path);
 
-    private static int Open(string path, int flags)
-    {
-        while (true)
-        {
-            var fd = OpenNative(path, flags | O_CLOEXEC);
-            if (fd >= 0)
-            {
-                return fd;
-            }
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno != LioErrno.EINTR)
-            {
-                return -errno;
-            }
-        }
-    }
-
     private static int Retry(Func<int> call)
     {
         while (true)
@@ -175,7 +121,7 @@ public sealed unsafe partial class LinuxConfigfs : IConfigfs
                 return 0;
             }
             var errno = Marshal.GetLastPInvokeError();
-            if (errno != LioErrno.EINTR)
+            if (errno != Errno.EINTR)
             {
                 return errno;
             }
@@ -193,16 +139,4 @@ public sealed unsafe partial class LinuxConfigfs : IConfigfs
 
     [LibraryImport("libc", EntryPoint = "unlink", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int UnlinkNative(string path);
-
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int OpenNative(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
-    private static partial nint ReadNative(int fd, byte* buffer, nuint count);
-
-    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
-    private static partial nint WriteNative(int fd, byte* buffer, nuint count);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int CloseNative(int fd);
 }

@@ -4,6 +4,7 @@ using CsiScst.Core.Exec;
 using CsiScst.Core.Ids;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
+using CsiScst.Targets.Native;
 
 namespace CsiScst.Targets.Lio;
 
@@ -74,9 +75,9 @@ public sealed partial class LioEngine : ITargetEngine
             }
             // Creating the fabric group is what makes LIO serve iSCSI; the kernel loads iscsi_target_mod for it.
             var errno = _fs.MakeDirectory(_layout.Iscsi);
-            if (errno is not (0 or LioErrno.EEXIST))
+            if (errno is not (0 or Errno.EEXIST))
             {
-                return EngineHealth.NotReady($"mkdir {_layout.Iscsi} failed with {LioErrno.Name(errno)}: iscsi_target_mod is missing or cannot load");
+                return EngineHealth.NotReady($"mkdir {_layout.Iscsi} failed with {Errno.Name(errno)}: iscsi_target_mod is missing or cannot load");
             }
             LogFabricReady(_layout.Iscsi);
             return EngineHealth.Healthy;
@@ -468,7 +469,7 @@ public sealed partial class LioEngine : ITargetEngine
                 changes.Add("mkdir " + hba);
                 break;
             }
-            if (errno != LioErrno.EEXIST)
+            if (errno != Errno.EEXIST)
             {
                 throw LioErrors.Failure("mkdir", hba, errno);
             }
@@ -555,10 +556,10 @@ public sealed partial class LioEngine : ITargetEngine
             {
                 changes.Add("write " + attrib + name);
             }
-            else if (spec.ThinProvisioned && errno is LioErrno.EINVAL or LioErrno.ENOSYS or LioErrno.EOPNOTSUPP)
+            else if (spec.ThinProvisioned && errno is Errno.EINVAL or Errno.ENOSYS or Errno.EOPNOTSUPP)
             {
                 // The backing device has no discard: the LUN is served without UNMAP rather than not at all.
-                LogNoUnmap(spec.Key, spec.BackingPath, LioErrno.Name(errno));
+                LogNoUnmap(spec.Key, spec.BackingPath, Errno.Name(errno));
             }
             else
             {
@@ -748,7 +749,7 @@ public sealed partial class LioEngine : ITargetEngine
         {
             changes.Add("rmdir " + backstore.HbaPath);
         }
-        else if (errno is not (LioErrno.ENOENT or LioErrno.ENOTEMPTY or LioErrno.EBUSY))
+        else if (errno is not (Errno.ENOENT or Errno.ENOTEMPTY or Errno.EBUSY))
         {
             throw LioErrors.Failure("rmdir", backstore.HbaPath, errno);
         }
@@ -830,7 +831,7 @@ public sealed partial class LioEngine : ITargetEngine
         {
             changes.Add("mkdir " + path);
         }
-        else if (errno != LioErrno.EEXIST)
+        else if (errno != Errno.EEXIST)
         {
             throw LioErrors.Failure("mkdir", path, errno);
         }
@@ -843,7 +844,7 @@ public sealed partial class LioEngine : ITargetEngine
         {
             changes.Add("rmdir " + path);
         }
-        else if (errno != LioErrno.ENOENT)
+        else if (errno != Errno.ENOENT)
         {
             throw LioErrors.Failure("rmdir", path, errno);
         }
@@ -856,7 +857,7 @@ public sealed partial class LioEngine : ITargetEngine
         {
             changes.Add("unlink " + path);
         }
-        else if (errno != LioErrno.ENOENT)
+        else if (errno != Errno.ENOENT)
         {
             throw LioErrors.Failure("unlink", path, errno);
         }
@@ -869,7 +870,7 @@ public sealed partial class LioEngine : ITargetEngine
         {
             return value;
         }
-        if (missingOk || errno is LioErrno.ENOENT or LioErrno.ENODEV)
+        if (missingOk || errno is Errno.ENOENT or Errno.ENODEV)
         {
             // ENODEV: LIO's show handlers answer it for objects without a device behind them.
             return "";
@@ -882,7 +883,7 @@ public sealed partial class LioEngine : ITargetEngine
     private void EnsureAttribute(string path, string value, Changes changes, bool optional = false)
     {
         var (errno, current) = _fs.Read(path);
-        if (errno == LioErrno.ENOENT && optional)
+        if (errno == Errno.ENOENT && optional)
         {
             return;
         }
@@ -923,7 +924,7 @@ public sealed partial class LioEngine : ITargetEngine
             changes.Add("write " + path);
             return;
         }
-        if (missingOk && errno == LioErrno.ENOENT)
+        if (missingOk && errno == Errno.ENOENT)
         {
             return;
         }
@@ -1078,14 +1079,14 @@ internal static class LioErrors
     public static StatusException Failure(string operation, string path, int errno, string? value = null)
     {
         var what = value is null ? $"{operation} {path}" : $"{operation} of '{value}' to {path}";
-        var message = $"LIO refused {what}: {LioErrno.Name(errno)}";
+        var message = $"LIO refused {what}: {Errno.Name(errno)}";
         return errno switch
         {
-            LioErrno.EBUSY => StatusException.FailedPrecondition(message + " (the object is in use)"),
-            LioErrno.EPERM or LioErrno.EACCES => StatusException.FailedPrecondition(message + " (the target engine needs root and CAP_SYS_ADMIN)"),
-            LioErrno.ENOMEM or LioErrno.ENOSPC => StatusException.ResourceExhausted(message),
-            LioErrno.EEXIST => StatusException.AlreadyExists(message),
-            LioErrno.ENOENT => new StatusException(StatusCode.FailedPrecondition, message + " (the LIO object or attribute does not exist)"),
+            Errno.EBUSY => StatusException.FailedPrecondition(message + " (the object is in use)"),
+            Errno.EPERM or Errno.EACCES => StatusException.FailedPrecondition(message + " (the target engine needs root and CAP_SYS_ADMIN)"),
+            Errno.ENOMEM or Errno.ENOSPC => StatusException.ResourceExhausted(message),
+            Errno.EEXIST => StatusException.AlreadyExists(message),
+            Errno.ENOENT => new StatusException(StatusCode.FailedPrecondition, message + " (the LIO object or attribute does not exist)"),
             _ => StatusException.Internal(message),
         };
     }
@@ -1093,10 +1094,10 @@ internal static class LioErrors
     /// <summary>Enabling a backstore opens its device or file: name the backing path in the failure.</summary>
     public static StatusException BackingFailure(string backingPath, string backstorePath, int errno) => errno switch
     {
-        LioErrno.ENOENT or LioErrno.ENXIO or LioErrno.ENODEV =>
-            StatusException.NotFound($"LIO cannot open backing device {backingPath} for {backstorePath}: {LioErrno.Name(errno)}"),
-        LioErrno.EBUSY =>
-            StatusException.FailedPrecondition($"backing device {backingPath} is held exclusively by another user (already exported or mounted?): {LioErrno.Name(errno)}"),
+        Errno.ENOENT or Errno.ENXIO or Errno.ENODEV =>
+            StatusException.NotFound($"LIO cannot open backing device {backingPath} for {backstorePath}: {Errno.Name(errno)}"),
+        Errno.EBUSY =>
+            StatusException.FailedPrecondition($"backing device {backingPath} is held exclusively by another user (already exported or mounted?): {Errno.Name(errno)}"),
         _ => Failure("write", backstorePath + "/enable", errno, "1"),
     };
 }

@@ -7,6 +7,7 @@ using CsiScst.Core.Locking;
 using CsiScst.Core.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using CsiScst.Targets.Native;
 
 namespace CsiScst.Targets.Scst;
 
@@ -143,9 +144,9 @@ public sealed class ScstEngine : ITargetEngine
                 case 0:
                     _logger.LogInformation("Resynced the size of SCST device {Device} of export {Key}", spec.DeviceName, spec.Key);
                     return;
-                case ScstErrno.ENOENT:
+                case Errno.ENOENT:
                     throw StatusException.NotFound($"SCST device {spec.DeviceName} of export {spec.Key} does not exist; ensure the export first");
-                case ScstErrno.EMEDIUMTYPE:
+                case Errno.EMEDIUMTYPE:
                     throw StatusException.FailedPrecondition(
                         $"SCST device {spec.DeviceName} cannot re-read its size: its backing storage {spec.BackingPath} is not open (active=0)");
                 default:
@@ -460,13 +461,13 @@ public sealed class ScstEngine : ITargetEngine
                 var path = ScstPaths.HandlerMgmt(HandlerOf(spec));
                 var errno = await _sysfs.TryWriteAsync(path, command, cancellationToken).ConfigureAwait(false);
                 changes.Device(name);
-                if (errno == ScstErrno.EEXIST && attempt == 0)
+                if (errno == Errno.EEXIST && attempt == 0)
                 {
                     // Created meanwhile (or under another handler): converge what is there.
                     device = await _reader.ReadDeviceAsync(name, cancellationToken).ConfigureAwait(false);
                     continue;
                 }
-                if (errno == ScstErrno.ENOENT)
+                if (errno == Errno.ENOENT)
                 {
                     throw StatusException.FailedPrecondition(
                         $"the backing {(spec.IsFile ? "file" : "device")} {spec.BackingPath} of SCST device {name} does not exist (add_device answered ENOENT)");
@@ -509,7 +510,7 @@ public sealed class ScstEngine : ITargetEngine
             var command = ScstCommand.Of($"add_target {iqn}");
             var errno = await _sysfs.TryWriteAsync(ScstPaths.IscsiMgmt, command, cancellationToken).ConfigureAwait(false);
             changes.Target(iqn);
-            if (errno == ScstErrno.EEXIST)
+            if (errno == Errno.EEXIST)
             {
                 target = await _reader.ReadTargetAsync(iqn, cancellationToken).ConfigureAwait(false);
             }
@@ -547,7 +548,7 @@ public sealed class ScstEngine : ITargetEngine
                 var command = ScstCommand.Of($"create {groupName}");
                 var errno = await _sysfs.TryWriteAsync(ScstPaths.GroupsMgmt(iqn), command, cancellationToken).ConfigureAwait(false);
                 changes.Target(iqn);
-                if (errno == ScstErrno.EEXIST)
+                if (errno == Errno.EEXIST)
                 {
                     group = (await _reader.ReadTargetAsync(iqn, cancellationToken).ConfigureAwait(false))?.Group(groupName);
                 }
@@ -576,7 +577,7 @@ public sealed class ScstEngine : ITargetEngine
                 var command = ScstCommand.Of($"add {initiator}");
                 var errno = await _sysfs.TryWriteAsync(ScstPaths.GroupInitiatorsMgmt(iqn, groupName), command, cancellationToken).ConfigureAwait(false);
                 changes.Target(iqn);
-                if (errno is not (0 or ScstErrno.EEXIST))
+                if (errno is not (0 or Errno.EEXIST))
                 {
                     throw ScstErrors.ForWrite(errno, _sysfs.PathOf(ScstPaths.GroupInitiatorsMgmt(iqn, groupName)), command);
                 }
@@ -615,7 +616,7 @@ public sealed class ScstEngine : ITargetEngine
             {
                 return;
             }
-            if (errno != ScstErrno.EEXIST)
+            if (errno != Errno.EEXIST)
             {
                 throw ScstErrors.ForWrite(errno, _sysfs.PathOf(path), command);
             }
@@ -688,7 +689,7 @@ public sealed class ScstEngine : ITargetEngine
         var errno = await _sysfs.TryWriteAsync(ScstPaths.IscsiMgmt, command, cancellationToken).ConfigureAwait(false);
         changes.Target(iqn);
         // ENOENT/EINVAL: the entry is already gone (a retry after a crash).
-        if (errno is not (0 or ScstErrno.ENOENT or ScstErrno.EINVAL))
+        if (errno is not (0 or Errno.ENOENT or Errno.EINVAL))
         {
             throw ScstErrors.ForWrite(errno, _sysfs.PathOf(ScstPaths.IscsiMgmt), command);
         }
@@ -700,7 +701,7 @@ public sealed class ScstEngine : ITargetEngine
         var command = ScstCommand.Of("1");
         var errno = await _sysfs.TryWriteAsync(path, command, cancellationToken).ConfigureAwait(false);
         changes.Target(iqn);
-        if (errno == ScstErrno.EBADSLT)
+        if (errno == Errno.EBADSLT)
         {
             // Another target holds this rel_tgt_id (e.g. one restored from an old scst.conf): take a free one.
             var free = await FreeRelativeTargetIdAsync(cancellationToken).ConfigureAwait(false);
@@ -768,7 +769,7 @@ public sealed class ScstEngine : ITargetEngine
         var command = ScstCommand.Of($"del_target {iqn}");
         var errno = await _sysfs.TryWriteAsync(ScstPaths.IscsiMgmt, command, cancellationToken).ConfigureAwait(false);
         changes.Target(iqn);
-        if (errno is not (0 or ScstErrno.ENOENT))
+        if (errno is not (0 or Errno.ENOENT))
         {
             throw ScstErrors.ForWrite(errno, _sysfs.PathOf(ScstPaths.IscsiMgmt), command);
         }
@@ -798,11 +799,11 @@ public sealed class ScstEngine : ITargetEngine
         {
             var errno = await _sysfs.TryWriteAsync(path, command, cancellationToken).ConfigureAwait(false);
             changes.Target(iqn);
-            if (errno == 0 || (errno == ScstErrno.EINVAL && !_sysfs.DirectoryExists(ScstPaths.Group(iqn, group.Name))))
+            if (errno == 0 || (errno == Errno.EINVAL && !_sysfs.DirectoryExists(ScstPaths.Group(iqn, group.Name))))
             {
                 break;
             }
-            if (errno != ScstErrno.EBUSY)
+            if (errno != Errno.EBUSY)
             {
                 throw ScstErrors.ForWrite(errno, _sysfs.PathOf(path), command);
             }
@@ -830,7 +831,7 @@ public sealed class ScstEngine : ITargetEngine
             return;
         }
         // EINVAL: not in the group (any more).
-        if (errno != ScstErrno.EINVAL || File.Exists(_sysfs.PathOf($"{ScstPaths.GroupInitiators(iqn, group)}/{initiator}")))
+        if (errno != Errno.EINVAL || File.Exists(_sysfs.PathOf($"{ScstPaths.GroupInitiators(iqn, group)}/{initiator}")))
         {
             throw ScstErrors.ForWrite(errno, _sysfs.PathOf(path), command);
         }
@@ -842,7 +843,7 @@ public sealed class ScstEngine : ITargetEngine
         var errno = await _sysfs.TryWriteAsync(mgmtPath, command, cancellationToken).ConfigureAwait(false);
         changes.Target(iqn);
         var lunDirectory = $"{mgmtPath[..^"/mgmt".Length]}/{lun.ToString(CultureInfo.InvariantCulture)}";
-        if (errno != 0 && (errno != ScstErrno.EINVAL || _sysfs.DirectoryExists(lunDirectory)))
+        if (errno != 0 && (errno != Errno.EINVAL || _sysfs.DirectoryExists(lunDirectory)))
         {
             throw ScstErrors.ForWrite(errno, _sysfs.PathOf(mgmtPath), command);
         }
@@ -870,7 +871,7 @@ public sealed class ScstEngine : ITargetEngine
             {
                 _logger.LogInformation("Closed session {Session} on {Target}: its initiator lost access", session, iqn);
             }
-            else if (errno is not (ScstErrno.ENOENT or ScstErrno.ENODEV))
+            else if (errno is not (Errno.ENOENT or Errno.ENODEV))
             {
                 throw ScstErrors.ForWrite(errno, _sysfs.PathOf(path), command);
             }
@@ -884,7 +885,7 @@ public sealed class ScstEngine : ITargetEngine
         var command = ScstCommand.Of($"del_device {device.Name}");
         var errno = await _sysfs.TryWriteAsync(path, command, cancellationToken).ConfigureAwait(false);
         changes.Device(device.Name);
-        if (errno != 0 && (errno is not (ScstErrno.EINVAL or ScstErrno.ENOENT) || _sysfs.DirectoryExists(ScstPaths.Device(device.Name))))
+        if (errno != 0 && (errno is not (Errno.EINVAL or Errno.ENOENT) || _sysfs.DirectoryExists(ScstPaths.Device(device.Name))))
         {
             throw ScstErrors.ForWrite(errno, _sysfs.PathOf(path), command);
         }

@@ -1,5 +1,6 @@
 using CsiScst.Core.Errors;
 using Grpc.Core;
+using CsiScst.Targets.Native;
 
 namespace CsiScst.Targets.Scst;
 
@@ -14,22 +15,22 @@ internal static class ScstErrors
 
     public static StatusException ForWrite(int errno, string path, ScstCommand command) => errno switch
     {
-        ScstErrno.EPERM => StatusException.Unavailable($"{IscsiScstdDown}: '{command.Display}' on {path} failed"),
-        ScstErrno.ENOENT => StatusException.FailedPrecondition(
+        Errno.EPERM => StatusException.Unavailable($"{IscsiScstdDown}: '{command.Display}' on {path} failed"),
+        Errno.ENOENT => StatusException.FailedPrecondition(
             $"SCST answered ENOENT to '{command.Display}' on {path}: the file or an object it names does not exist"),
-        ScstErrno.EBUSY => StatusException.Unavailable(
+        Errno.EBUSY => StatusException.Unavailable(
             $"SCST answered EBUSY to '{command.Display}' on {path}: the object is still in use (sessions attached); retry later"),
-        ScstErrno.EBADSLT => StatusException.FailedPrecondition(
+        Errno.EBADSLT => StatusException.FailedPrecondition(
             $"SCST answered EBADSLT to '{command.Display}' on {path}: the target's rel_tgt_id is already used by another target"),
-        ScstErrno.EMEDIUMTYPE => StatusException.FailedPrecondition(
+        Errno.EMEDIUMTYPE => StatusException.FailedPrecondition(
             $"SCST answered EMEDIUMTYPE to '{command.Display}' on {path}: the device's backing storage is not open (active=0)"),
-        ScstErrno.EEXIST => StatusException.AlreadyExists(
+        Errno.EEXIST => StatusException.AlreadyExists(
             $"SCST answered EEXIST to '{command.Display}' on {path}: the object already exists with other settings"),
-        ScstErrno.EINVAL => StatusException.Internal(
+        Errno.EINVAL => StatusException.Internal(
             $"SCST rejected '{command.Display}' written to {path} with EINVAL; the kernel log (dmesg) says why"),
-        ScstErrno.ENOMEM or ScstErrno.ENOSPC => StatusException.ResourceExhausted(
-            $"SCST answered {ScstErrno.Name(errno)} to '{command.Display}' on {path}"),
-        _ => StatusException.Internal($"writing '{command.Display}' to {path} failed with {ScstErrno.Name(errno)}"),
+        Errno.ENOMEM or Errno.ENOSPC => StatusException.ResourceExhausted(
+            $"SCST answered {Errno.Name(errno)} to '{command.Display}' on {path}"),
+        _ => StatusException.Internal($"writing '{command.Display}' to {path} failed with {Errno.Name(errno)}"),
     };
 
     public static StatusException Invalid(string message) => new(StatusCode.InvalidArgument, message);

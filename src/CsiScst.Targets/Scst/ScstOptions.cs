@@ -33,7 +33,7 @@ public sealed class ScstOptions
 
     /// <summary>
     /// Crash testing only: <c>name:N</c> SIGKILLs the process at the N-th hit of the named fault point
-    /// (<see cref="ScstFaultPoints"/>). Read from CSI_SCST_FAULT_POINT by default.
+    /// (Core FaultPoints: points scst-write, scst-written, scst-poll). Read from CSI_SCST_FAULT_POINT by default.
     /// </summary>
     public string? FaultPoint { get; set; } = Environment.GetEnvironmentVariable(FaultPointVariable);
 }

@@ -17,7 +17,6 @@ public static class ScstServiceCollectionExtensions
         {
             options.Configure(configure);
         }
-        services.TryAddSingleton<ScstFaultPoints>();
         services.TryAddSingleton<ScstSysfs>();
         services.TryAddSingleton<ScstConfigWriter>();
         services.TryAddSingleton<ScstEngine>();

@@ -1,3 +1,4 @@
+using CsiScst.Core.Faults;
 using System.Buffers;
 using System.Globalization;
 using System.IO.Enumeration;
@@ -7,6 +8,7 @@ using CsiScst.Core.Metrics;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using CsiScst.Targets.Native;
 
 namespace CsiScst.Targets.Scst;
 
@@ -48,17 +50,19 @@ public sealed class ScstSysfs
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly ScstOptions _options;
     private readonly ExternalTime _externalTime;
-    private readonly ScstFaultPoints _faults;
+    private readonly FaultPoints _faults;
     private readonly ILogger<ScstSysfs> _logger;
     private readonly TimeProvider _time;
     private long _writes;
     private long _reads;
 
-    public ScstSysfs(IOptions<ScstOptions> options, ExternalTime externalTime, ScstFaultPoints faults, ILogger<ScstSysfs> logger, TimeProvider? time = null)
+    public ScstSysfs(IOptions<ScstOptions> options, ExternalTime externalTime, ILogger<ScstSysfs> logger, TimeProvider? time = null)
     {
         _options = options.Value;
         _externalTime = externalTime;
-        _faults = faults;
+        // Crash-test points: scst-write (before each sysfs write), scst-written (after one the kernel
+        // accepted), scst-poll (while waiting for a command that answered EAGAIN).
+        _faults = new FaultPoints(options.Value.FaultPoint);
         _logger = logger;
         _time = time ?? TimeProvider.System;
         Root = Path.GetFullPath(_options.SysfsRoot);
@@ -87,12 +91,12 @@ public sealed class ScstSysfs
             {
                 _faults.Hit("scst-write");
                 var errno = WriteOnce(path, bytes);
-                if (errno == ScstErrno.EAGAIN)
+                if (errno == Errno.EAGAIN)
                 {
                     _logger.LogInformation("SCST is still executing {Command} on {Path}; polling {ResultFile}", command.Display, path, LastResultFile);
                     errno = await PollResultAsync(path, command, cancellationToken).ConfigureAwait(false);
                 }
-                else if (errno == ScstErrno.EINTR && attempt < MaxWriteAttempts)
+                else if (errno == Errno.EINTR && attempt < MaxWriteAttempts)
                 {
                     // Interrupted while SCST may have queued the work: wait until nothing is in flight, then
                     // repeat the command; every caller treats "already done" (EEXIST, …) as success.
@@ -104,7 +108,7 @@ public sealed class ScstSysfs
                     Interlocked.Increment(ref _writes);
                     _faults.Hit("scst-written");
                 }
-                _logger.LogDebug("SCST write {Path} {Command}: {Result}", path, command.Display, ScstErrno.Name(errno));
+                _logger.LogDebug("SCST write {Path} {Command}: {Result}", path, command.Display, Errno.Name(errno));
                 return errno;
             }
         }
@@ -126,23 +130,23 @@ public sealed class ScstSysfs
 
     private static int WriteOnce(string path, byte[] bytes)
     {
-        var fd = ScstNative.Open(path, ScstNative.O_WRONLY);
+        var fd = RawFile.Open(path, RawFile.O_WRONLY);
         if (fd < 0)
         {
             return -fd;
         }
         try
         {
-            var written = ScstNative.Write(fd, bytes);
+            var written = RawFile.Write(fd, bytes);
             if (written < 0)
             {
                 return (int)-written;
             }
-            return written == bytes.Length ? 0 : ScstErrno.EIO;
+            return written == bytes.Length ? 0 : Errno.EIO;
         }
         finally
         {
-            ScstNative.Close(fd);
+            RawFile.Close(fd);
         }
     }
 
@@ -164,9 +168,9 @@ public sealed class ScstSysfs
                 }
                 throw StatusException.Internal($"{resultPath} holds '{value}', not a number, after '{command.Display}' on {path}");
             }
-            if (errno != ScstErrno.EAGAIN)
+            if (errno != Errno.EAGAIN)
             {
-                throw StatusException.Internal($"reading {resultPath} after '{command.Display}' on {path} failed with {ScstErrno.Name(errno)}");
+                throw StatusException.Internal($"reading {resultPath} after '{command.Display}' on {path} failed with {Errno.Name(errno)}");
             }
             if (_time.GetTimestamp() > deadline)
             {
@@ -194,18 +198,18 @@ public sealed class ScstSysfs
             {
                 case 0:
                     return Parse(text);
-                case ScstErrno.ENOENT or ScstErrno.ENOTDIR or ScstErrno.ENODEV:
+                case Errno.ENOENT or Errno.ENOTDIR or Errno.ENODEV:
                     return null;
-                case ScstErrno.EAGAIN when _time.GetTimestamp() <= deadline:
+                case Errno.EAGAIN when _time.GetTimestamp() <= deadline:
                     await Task.Delay(_options.PollInterval, _time, cancellationToken).ConfigureAwait(false);
                     continue;
-                case ScstErrno.EAGAIN:
+                case Errno.EAGAIN:
                     throw new StatusException(StatusCode.DeadlineExceeded, $"reading {path} kept failing with EAGAIN for {_options.ReadTimeout.TotalSeconds:0} s");
-                case ScstErrno.EPERM or ScstErrno.EACCES:
+                case Errno.EPERM or Errno.EACCES:
                     // Write-only attributes (force_close, resync_size, …) cannot be read.
                     return null;
                 default:
-                    throw StatusException.Internal($"reading {path} failed with {ScstErrno.Name(errno)}");
+                    throw StatusException.Internal($"reading {path} failed with {Errno.Name(errno)}");
             }
         }
     }
@@ -231,7 +235,7 @@ public sealed class ScstSysfs
     private (int Errno, string Text) ReadOnce(string path)
     {
         Interlocked.Increment(ref _reads);
-        var fd = ScstNative.Open(path, ScstNative.O_RDONLY);
+        var fd = RawFile.Open(path, RawFile.O_RDONLY);
         if (fd < 0)
         {
             return (-fd, "");
@@ -239,13 +243,13 @@ public sealed class ScstSysfs
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
         {
-            var read = ScstNative.ReadAll(fd, buffer);
+            var read = RawFile.ReadAll(fd, buffer);
             return read < 0 ? (-read, "") : (0, Encoding.UTF8.GetString(buffer, 0, read));
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
-            ScstNative.Close(fd);
+            RawFile.Close(fd);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Authentication;
 using CsiScst.Core.Exec;
+using CsiScst.Core.Faults;
 using CsiScst.Core.Grpc;
 using CsiScst.Core.Health;
 using CsiScst.Core.Metrics;
@@ -31,6 +32,9 @@ internal static class ServerHost
         builder.Services.AddSingleton(externalTime);
         builder.Services.AddSingleton<Readiness>();
         builder.Services.AddSingleton<IToolRunner, ToolRunner>();
+        builder.Services.AddSingleton<DelayPoints>();
+        // Stateless apart from singletons: one instance serves every call.
+        builder.Services.AddSingleton<RpcInterceptor>();
         builder.Services.AddGrpc(o =>
         {
             o.Interceptors.Add<RpcInterceptor>();

@@ -10,6 +10,7 @@ using Grpc.Core;
 using static CsiScst.IntegrationTests.CsiController.ControllerCluster;
 using DeleteVolumeRequest = Csi.V1.DeleteVolumeRequest;
 using ListVolumesRequest = Csi.V1.ListVolumesRequest;
+using CsiScst.Csi;
 
 namespace CsiScst.IntegrationTests.CsiController;
 
@@ -72,7 +73,7 @@ public sealed class ControllerCrashTests : IClassFixture<ControllerCluster>
         await CallIntoFaultAsync(async () => await _cluster.Client.ControllerPublishVolumeAsync(publish));
         await RestartControllerAsync();
         var context = (await _cluster.Client.ControllerPublishVolumeAsync(publish)).PublishContext;
-        Assert.Equal(created.VolumeId.Split(':')[^1], context[ContextKeys.TargetIqn].Split('.')[^1]);
+        Assert.Equal(created.VolumeId.Split(':')[^1], context[VolumeContextKeys.TargetIqn].Split('.')[^1]);
         await _cluster.Client.ControllerUnpublishVolumeAsync(new ControllerUnpublishVolumeRequest { VolumeId = created.VolumeId, NodeId = NodeX });
 
         await RestartControllerAsync(ControllerFaults.DeleteAfterEngineDelete);

@@ -3,6 +3,7 @@ using Csi.V1;
 using CsiScst.Csi.Controller;
 using Grpc.Core;
 using static CsiScst.IntegrationTests.CsiController.ControllerCluster;
+using CsiScst.Csi;
 
 namespace CsiScst.IntegrationTests.CsiController;
 
@@ -41,14 +42,14 @@ public sealed class ControllerEndToEndTests : IClassFixture<ControllerCluster>
         var volume = (await Client.CreateVolumeAsync(Create("e2e-placed"))).Volume;
         Assert.Contains(":storage-b:file:files:", volume.VolumeId);
         Assert.Equal(16 * MiB, volume.CapacityBytes);
-        var serial = volume.VolumeContext[ContextKeys.Serial];
+        var serial = volume.VolumeContext[VolumeContextKeys.Serial];
 
         var publish = await Client.ControllerPublishVolumeAsync(new ControllerPublishVolumeRequest { VolumeId = volume.VolumeId, NodeId = NodeX, VolumeCapability = BlockWriter });
-        var iqn = publish.PublishContext[ContextKeys.TargetIqn];
-        var portal = publish.PublishContext[ContextKeys.Portals];
+        var iqn = publish.PublishContext[VolumeContextKeys.TargetIqn];
+        var portal = publish.PublishContext[VolumeContextKeys.Portals];
         Assert.Equal($"127.0.0.1:{_cluster.B.PortalPort}", portal);
         Assert.Contains(iqn, _cluster.B.TgtTargets());
-        var url = $"iscsi://{portal}/{iqn}/{publish.PublishContext[ContextKeys.Lun]}";
+        var url = $"iscsi://{portal}/{iqn}/{publish.PublishContext[VolumeContextKeys.Lun]}";
 
         var seen = Run("iscsi-inq", "-i", InitiatorA, "-e", "1", "-c", "128", url);
         Assert.True(seen.Code == 0, seen.Output);

@@ -5,6 +5,7 @@ using CsiScst.Core.Faults;
 using CsiScst.Csi.Controller;
 using Grpc.Core;
 using static CsiScst.IntegrationTests.CsiController.ControllerCluster;
+using CsiScst.Csi;
 
 namespace CsiScst.IntegrationTests.CsiController;
 
@@ -54,7 +55,7 @@ public sealed class GeneratedChapTests : IClassFixture<ControllerCluster>
             await _cluster.StopControllerAsync();
             await _cluster.StartControllerAsync(null, null, kube);
             var volume = (await _cluster.Client.CreateVolumeAsync(request)).Volume;
-            Assert.Equal("mutual", volume.VolumeContext[ContextKeys.Chap]);
+            Assert.Equal("mutual", volume.VolumeContext[VolumeContextKeys.Chap]);
             Assert.Single(api.Requests, r => r.StartsWith("POST", StringComparison.Ordinal));
             var data = api.Secrets["pv-chap-gen-chap"]["data"]!;
             string Value(string key) => Encoding.UTF8.GetString(Convert.FromBase64String(data[key]!.GetValue<string>()));
@@ -65,10 +66,10 @@ public sealed class GeneratedChapTests : IClassFixture<ControllerCluster>
                 VolumeId = volume.VolumeId, NodeId = NodeX, VolumeCapability = BlockWriter,
             })).PublishContext;
             Assert.DoesNotContain(Value("password"), publish.ToString());
-            var where = $"{publish[ContextKeys.Portals]}/{publish[ContextKeys.TargetIqn]}/{publish[ContextKeys.Lun]}";
+            var where = $"{publish[VolumeContextKeys.Portals]}/{publish[VolumeContextKeys.TargetIqn]}/{publish[VolumeContextKeys.Lun]}";
             var withChap = Inq($"iscsi://{Value("username")}%{Value("password")}@{where}", InitiatorA);
             Assert.True(withChap.Code == 0, withChap.Output);
-            Assert.Contains(volume.VolumeContext[ContextKeys.Serial], withChap.Output);
+            Assert.Contains(volume.VolumeContext[VolumeContextKeys.Serial], withChap.Output);
             Assert.NotEqual(0, Inq($"iscsi://{Value("username")}%wrong-password-123@{where}", InitiatorA).Code);
             Assert.NotEqual(0, Inq($"iscsi://{where}", InitiatorA).Code);
 

@@ -169,3 +169,36 @@ public sealed class SocketLifecycleTests
         await driver.WaitForSocketAsync(socket);
     }
 }
+
+/// <summary>SIGTERM lets calls in flight finish before the process exits (kubelet and the sidecars retry nothing).</summary>
+public sealed class GracefulShutdownTests
+{
+    [Fact]
+    public async Task Sigterm_drains_a_call_in_flight_then_exits_zero_and_refuses_new_connections()
+    {
+        using var dir = new TempDirectory();
+        var socket = dir.Combine("csi.sock");
+        await using var driver = DriverProcess.Start(
+            ["controller", "--endpoint", "unix://" + socket, "--node-id", "ctrl"],
+            new Dictionary<string, string> { [CsiScst.Core.Faults.DelayPoints.EnvironmentVariable] = "ControllerGetCapabilities:3000" });
+        await driver.WaitForSocketAsync(socket);
+        using var channel = DriverProcess.Channel(socket);
+        var inFlight = new Controller.ControllerClient(channel).ControllerGetCapabilitiesAsync(new ControllerGetCapabilitiesRequest()).ResponseAsync;
+        await Task.Delay(500);
+        Assert.False(inFlight.IsCompleted);
+
+        var stopping = driver.StopAsync();
+        await Task.Delay(500);
+        // No new connections while draining.
+        using (var late = DriverProcess.Channel(socket))
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(() => new Identity.IdentityClient(late).ProbeAsync(new ProbeRequest()).ResponseAsync);
+            Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
+        }
+
+        var capabilities = await inFlight;
+        Assert.NotEmpty(capabilities.Capabilities);
+        Assert.Equal(0, await stopping);
+        Assert.False(File.Exists(socket));
+    }
+}

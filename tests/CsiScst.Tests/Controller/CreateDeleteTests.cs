@@ -2,6 +2,7 @@ using Csi.V1;
 using CsiScst.Core.Ids;
 using CsiScst.Csi.Controller;
 using Grpc.Core;
+using CsiScst.Csi;
 
 namespace CsiScst.Tests.Controller;
 
@@ -16,8 +17,8 @@ public sealed class CreateDeleteTests : ControllerTestBase
         Assert.True(VolumeId.TryParse(response.Volume.VolumeId, out var id));
         Assert.Equal(("csi", "node-b", "file", "files"), (id!.Instance, id.TargetNode, id.Backend, id.Pool));
         Assert.Equal(new ObjectNames("csi").VolumeKey("pvc-1"), id.Key);
-        Assert.Equal("CS" + id.Key, response.Volume.VolumeContext[ContextKeys.Serial]);
-        Assert.Equal("none", response.Volume.VolumeContext[ContextKeys.Chap]);
+        Assert.Equal("CS" + id.Key, response.Volume.VolumeContext[VolumeContextKeys.Serial]);
+        Assert.Equal("none", response.Volume.VolumeContext[VolumeContextKeys.Chap]);
         Assert.Empty(response.Volume.AccessibleTopology);
         Assert.Single(B.Volumes);
         Assert.Empty(A.Volumes);
@@ -68,10 +69,11 @@ public sealed class CreateDeleteTests : ControllerTestBase
         Assert.Contains("file pool", backend.Status.Detail);
 
         var ok = await Client.CreateVolumeAsync(Create("pvc-opts", 0, 0, ("blockSize", "4096"), ("writeCache", "writeback"), ("thinProvisioned", "true"),
-            ("fsType", "xfs"), ("replacementTimeout", "30"), ("csi.storage.k8s.io/pvc/namespace", "ns")));
-        Assert.Equal("xfs", ok.Volume.VolumeContext[ContextKeys.FsType]);
-        Assert.Equal("30", ok.Volume.VolumeContext[ContextKeys.ReplacementTimeout]);
-        Assert.Equal("4096", ok.Volume.VolumeContext[ContextKeys.BlockSize]);
+            ("fsType", "xfs"), ("replacementTimeout", "30"), ("loginRetries", "3"), ("csi.storage.k8s.io/pvc/namespace", "ns")));
+        Assert.Equal("xfs", ok.Volume.VolumeContext[VolumeContextKeys.FsType]);
+        Assert.Equal("30", ok.Volume.VolumeContext[VolumeContextKeys.ReplacementTimeout]);
+        Assert.Equal("3", ok.Volume.VolumeContext[VolumeContextKeys.LoginRetries]);
+        Assert.Equal("4096", ok.Volume.VolumeContext[VolumeContextKeys.BlockSize]);
         var sent = (CsiScst.Engine.V1.EnsureVolumeRequest)B.Calls.Last(c => c.Method == "EnsureVolume").Request;
         Assert.Equal(4096u, sent.Options.BlockSize);
         Assert.Equal(CsiScst.Engine.V1.WriteCache.WriteBack, sent.Options.WriteCache);

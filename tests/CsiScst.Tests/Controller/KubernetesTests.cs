@@ -6,6 +6,7 @@ using CsiScst.Csi.Controller;
 using CsiScst.Csi.Controller.Chap;
 using EnsureVolumeRequest = CsiScst.Engine.V1.EnsureVolumeRequest;
 using Grpc.Core;
+using CsiScst.Csi;
 
 namespace CsiScst.Tests.Controller;
 
@@ -67,7 +68,7 @@ public sealed class KubernetesTests : IAsyncLifetime
         var request = Create("pvc-static", "static");
         request.Secrets.Add(new Dictionary<string, string> { ["username"] = "alice", ["password"] = "TwelveChars!x", ["username_in"] = "target", ["password_in"] = "OtherSecret99" });
         var response = await harness.Controller.CreateVolumeAsync(request);
-        Assert.Equal("mutual", response.Volume.VolumeContext[ContextKeys.Chap]);
+        Assert.Equal("mutual", response.Volume.VolumeContext[VolumeContextKeys.Chap]);
         Assert.DoesNotContain("TwelveChars", Everything(response));
         var sent = ((EnsureVolumeRequest)engine.Calls.Single(c => c.Method == "EnsureVolume").Request).Options.Chap;
         Assert.Equal(("alice", "TwelveChars!x", "target", "OtherSecret99"), (sent.User, sent.Secret, sent.MutualUser, sent.MutualSecret));
@@ -101,7 +102,7 @@ public sealed class KubernetesTests : IAsyncLifetime
         await using var __ = harness;
 
         var first = await harness.Controller.CreateVolumeAsync(Create("pvc-gen", "generated", "pv-gen"));
-        Assert.Equal("mutual", first.Volume.VolumeContext[ContextKeys.Chap]);
+        Assert.Equal("mutual", first.Volume.VolumeContext[VolumeContextKeys.Chap]);
         var secret = _api.Secrets["pv-gen-chap"];
         var key = new ObjectNames("csi").VolumeKey("pvc-gen");
         Assert.Equal(key, secret["metadata"]!["labels"]![ChapSecrets.VolumeKeyLabel]!.GetValue<string>());

@@ -2,6 +2,7 @@ using Csi.V1;
 using CsiScst.Csi.Controller;
 using Grpc.Core;
 using static Csi.V1.VolumeCapability.Types;
+using CsiScst.Csi;
 
 namespace CsiScst.Tests.Controller;
 
@@ -16,9 +17,9 @@ public sealed class PublishListTests : ControllerTestBase
         var second = await Client.ControllerPublishVolumeAsync(request);
 
         Assert.Equal(first.PublishContext, second.PublishContext);
-        Assert.Equal(new[] { ContextKeys.TargetIqn, ContextKeys.Lun, ContextKeys.Portals }.Order(), first.PublishContext.Keys.Order());
-        Assert.Equal("127.0.0.1:3260", first.PublishContext[ContextKeys.Portals]);
-        Assert.Equal("1", first.PublishContext[ContextKeys.Lun]);
+        Assert.Equal(new[] { VolumeContextKeys.TargetIqn, VolumeContextKeys.Lun, VolumeContextKeys.Portals }.Order(), first.PublishContext.Keys.Order());
+        Assert.Equal("127.0.0.1:3260", first.PublishContext[VolumeContextKeys.Portals]);
+        Assert.Equal("1", first.PublishContext[VolumeContextKeys.Lun]);
         var access = (CsiScst.Engine.V1.EnsureAccessRequest)B.Calls.Last(c => c.Method == "EnsureAccess").Request;
         Assert.Equal(("iqn.1993-08.org.debian:01:aaaa", NodeX, true, false), (access.InitiatorIqn, access.NodeId, access.Exclusive, access.ReadOnly));
     }

@@ -2,6 +2,7 @@ using Csi.V1;
 using CsiScst.Core.Ids;
 using CsiScst.Csi.Controller;
 using Grpc.Core;
+using CsiScst.Csi;
 
 namespace CsiScst.Tests.Controller;
 
@@ -57,14 +58,14 @@ public sealed class SnapshotTests : ControllerTestBase
         restore.VolumeContentSource = new VolumeContentSource { Snapshot = new VolumeContentSource.Types.SnapshotSource { SnapshotId = snap.SnapshotId } };
         var restored = (await Client.CreateVolumeAsync(restore)).Volume;
         Assert.Contains(":node-a:", restored.VolumeId);
-        Assert.Equal("snapshot", restored.VolumeContext[ContextKeys.ContentSource]);
+        Assert.Equal("snapshot", restored.VolumeContext[VolumeContextKeys.ContentSource]);
         Assert.Equal(snap.SnapshotId, restored.ContentSource.Snapshot.SnapshotId);
 
         var clone = Create("pvc-clone");
         clone.VolumeContentSource = new VolumeContentSource { Volume = new VolumeContentSource.Types.VolumeSource { VolumeId = source.VolumeId } };
         var cloned = (await Client.CreateVolumeAsync(clone)).Volume;
         Assert.Contains(":node-a:", cloned.VolumeId);
-        Assert.Equal("volume", cloned.VolumeContext[ContextKeys.ContentSource]);
+        Assert.Equal("volume", cloned.VolumeContext[VolumeContextKeys.ContentSource]);
 
         var elsewhere = Create("pvc-clone-b", 0, 0, ("targetNode", "node-b"));
         elsewhere.VolumeContentSource = clone.VolumeContentSource;

@@ -1,5 +1,6 @@
 using CsiScst.Core.Errors;
 using CsiScst.Targets.Lio;
+using CsiScst.Targets.Native;
 
 namespace CsiScst.Tests.Lio;
 
@@ -17,25 +18,25 @@ public sealed class LinuxConfigfsAndTextTests : IDisposable
     public void Directory_calls_return_exact_errno()
     {
         Assert.Equal(0, _fs.MakeDirectory(_dir + "/a"));
-        Assert.Equal(LioErrno.EEXIST, _fs.MakeDirectory(_dir + "/a"));
-        Assert.Equal(LioErrno.ENOENT, _fs.MakeDirectory(_dir + "/missing/b"));
+        Assert.Equal(Errno.EEXIST, _fs.MakeDirectory(_dir + "/a"));
+        Assert.Equal(Errno.ENOENT, _fs.MakeDirectory(_dir + "/missing/b"));
         Assert.Equal(0, _fs.MakeDirectory(_dir + "/a/b"));
-        Assert.Equal(LioErrno.ENOTEMPTY, _fs.RemoveDirectory(_dir + "/a"));
+        Assert.Equal(Errno.ENOTEMPTY, _fs.RemoveDirectory(_dir + "/a"));
         Assert.Equal(0, _fs.RemoveDirectory(_dir + "/a/b"));
-        Assert.Equal(LioErrno.ENOENT, _fs.RemoveDirectory(_dir + "/a/b"));
+        Assert.Equal(Errno.ENOENT, _fs.RemoveDirectory(_dir + "/a/b"));
         Assert.True(_fs.DirectoryExists(_dir + "/a"));
     }
 
     [Fact]
     public void Writes_are_one_call_without_a_newline_and_reads_return_the_bytes()
     {
-        Assert.Equal(LioErrno.ENOENT, _fs.Write(_dir + "/attr", "1"));
+        Assert.Equal(Errno.ENOENT, _fs.Write(_dir + "/attr", "1"));
         File.WriteAllText(_dir + "/attr", "");
         Assert.Equal(0, _fs.Write(_dir + "/attr", "udev_path=/dev/vg/lv"));
         Assert.Equal((0, "udev_path=/dev/vg/lv"), _fs.Read(_dir + "/attr"));
-        Assert.Equal(LioErrno.ENOENT, _fs.Read(_dir + "/nothing").Errno);
+        Assert.Equal(Errno.ENOENT, _fs.Read(_dir + "/nothing").Errno);
         Directory.CreateDirectory(_dir + "/group");
-        Assert.Equal(LioErrno.EISDIR, _fs.Write(_dir + "/group", "1"));
+        Assert.Equal(Errno.EISDIR, _fs.Write(_dir + "/group", "1"));
     }
 
     [Fact]
@@ -44,7 +45,7 @@ public sealed class LinuxConfigfsAndTextTests : IDisposable
         Directory.CreateDirectory(_dir + "/so");
         File.WriteAllText(_dir + "/enable", "1\n");
         Assert.Equal(0, _fs.CreateSymlink(_dir + "/so", _dir + "/link"));
-        Assert.Equal(LioErrno.EEXIST, _fs.CreateSymlink(_dir + "/so", _dir + "/link"));
+        Assert.Equal(Errno.EEXIST, _fs.CreateSymlink(_dir + "/so", _dir + "/link"));
         Assert.Equal(_dir + "/so", _fs.ReadLink(_dir + "/link"));
         Assert.Null(_fs.ReadLink(_dir + "/so"));
         Assert.Equal(
@@ -52,7 +53,7 @@ public sealed class LinuxConfigfsAndTextTests : IDisposable
             _fs.List(_dir));
         Assert.Empty(_fs.List(_dir + "/missing"));
         Assert.Equal(0, _fs.RemoveLink(_dir + "/link"));
-        Assert.Equal(LioErrno.ENOENT, _fs.RemoveLink(_dir + "/link"));
+        Assert.Equal(Errno.ENOENT, _fs.RemoveLink(_dir + "/link"));
     }
 
     // Formats from drivers/target: target_wwn_vpd_unit_serial_show, fd_show_configfs_dev_params,

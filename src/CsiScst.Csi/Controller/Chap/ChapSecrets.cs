@@ -11,6 +11,7 @@ using k8s;
 using k8s.Autorest;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
+using CsiScst.Csi;
 
 namespace CsiScst.Csi.Controller.Chap;
 
@@ -58,29 +59,29 @@ public sealed class ChapSecrets
     /// <summary>Credentials from the CreateVolume secrets for <c>chap: static</c>.</summary>
     public static ChapCredentials FromSecrets(MapField<string, string> secrets)
     {
-        if (!secrets.TryGetValue(ContextKeys.ChapUsername, out var user) || !secrets.TryGetValue(ContextKeys.ChapPassword, out var secret))
+        if (!secrets.TryGetValue(NodeStageSecretKeys.Username, out var user) || !secrets.TryGetValue(NodeStageSecretKeys.Password, out var secret))
         {
             throw StatusException.InvalidArgument(
-                $"parameter chap=static needs CHAP credentials in the CreateVolume secrets (StorageClass csi.storage.k8s.io/provisioner-secret-name) with keys '{ContextKeys.ChapUsername}' and '{ContextKeys.ChapPassword}' (mutual CHAP: also '{ContextKeys.ChapUsernameIn}' and '{ContextKeys.ChapPasswordIn}')");
+                $"parameter chap=static needs CHAP credentials in the CreateVolume secrets (StorageClass csi.storage.k8s.io/provisioner-secret-name) with keys '{NodeStageSecretKeys.Username}' and '{NodeStageSecretKeys.Password}' (mutual CHAP: also '{NodeStageSecretKeys.UsernameIn}' and '{NodeStageSecretKeys.PasswordIn}')");
         }
         var credentials = new ChapCredentials { User = user, Secret = secret };
-        Check(user, ContextKeys.ChapUsername, isSecret: false);
-        Check(secret, ContextKeys.ChapPassword, isSecret: true);
-        var hasUserIn = secrets.TryGetValue(ContextKeys.ChapUsernameIn, out var userIn);
-        var hasSecretIn = secrets.TryGetValue(ContextKeys.ChapPasswordIn, out var secretIn);
+        Check(user, NodeStageSecretKeys.Username, isSecret: false);
+        Check(secret, NodeStageSecretKeys.Password, isSecret: true);
+        var hasUserIn = secrets.TryGetValue(NodeStageSecretKeys.UsernameIn, out var userIn);
+        var hasSecretIn = secrets.TryGetValue(NodeStageSecretKeys.PasswordIn, out var secretIn);
         if (hasUserIn != hasSecretIn)
         {
             throw StatusException.InvalidArgument(
-                $"mutual CHAP needs both '{ContextKeys.ChapUsernameIn}' and '{ContextKeys.ChapPasswordIn}' in the secret; only one is set");
+                $"mutual CHAP needs both '{NodeStageSecretKeys.UsernameIn}' and '{NodeStageSecretKeys.PasswordIn}' in the secret; only one is set");
         }
         if (hasUserIn)
         {
-            Check(userIn!, ContextKeys.ChapUsernameIn, isSecret: false);
-            Check(secretIn!, ContextKeys.ChapPasswordIn, isSecret: true);
+            Check(userIn!, NodeStageSecretKeys.UsernameIn, isSecret: false);
+            Check(secretIn!, NodeStageSecretKeys.PasswordIn, isSecret: true);
             if (secretIn == secret)
             {
                 throw StatusException.InvalidArgument(
-                    $"'{ContextKeys.ChapPasswordIn}' must differ from '{ContextKeys.ChapPassword}': initiators refuse mutual CHAP with the same secret both ways");
+                    $"'{NodeStageSecretKeys.PasswordIn}' must differ from '{NodeStageSecretKeys.Password}': initiators refuse mutual CHAP with the same secret both ways");
             }
             credentials.MutualUser = userIn;
             credentials.MutualSecret = secretIn;
@@ -141,10 +142,10 @@ public sealed class ChapSecrets
                 {
                     // The per-volume account names of design.md: tgt keeps CHAP accounts in one global
                     // namespace, so a generated pair must be unique to the volume on every engine.
-                    [ContextKeys.ChapUsername] = _names.TgtIncomingAccount(volumeKey),
-                    [ContextKeys.ChapPassword] = Generate(),
-                    [ContextKeys.ChapUsernameIn] = _names.TgtOutgoingAccount(volumeKey),
-                    [ContextKeys.ChapPasswordIn] = Generate(),
+                    [NodeStageSecretKeys.Username] = _names.TgtIncomingAccount(volumeKey),
+                    [NodeStageSecretKeys.Password] = Generate(),
+                    [NodeStageSecretKeys.UsernameIn] = _names.TgtOutgoingAccount(volumeKey),
+                    [NodeStageSecretKeys.PasswordIn] = Generate(),
                 },
             };
             try
@@ -179,15 +180,15 @@ public sealed class ChapSecrets
                 : throw StatusException.FailedPrecondition($"Secret {_options.Namespace}/{name} lacks key '{key}'; delete it so a new one is generated");
         var credentials = new ChapCredentials
         {
-            User = Value(ContextKeys.ChapUsername),
-            Secret = Value(ContextKeys.ChapPassword),
-            MutualUser = Value(ContextKeys.ChapUsernameIn),
-            MutualSecret = Value(ContextKeys.ChapPasswordIn),
+            User = Value(NodeStageSecretKeys.Username),
+            Secret = Value(NodeStageSecretKeys.Password),
+            MutualUser = Value(NodeStageSecretKeys.UsernameIn),
+            MutualSecret = Value(NodeStageSecretKeys.PasswordIn),
         };
-        Check(credentials.User, ContextKeys.ChapUsername, false);
-        Check(credentials.Secret, ContextKeys.ChapPassword, true);
-        Check(credentials.MutualUser, ContextKeys.ChapUsernameIn, false);
-        Check(credentials.MutualSecret, ContextKeys.ChapPasswordIn, true);
+        Check(credentials.User, NodeStageSecretKeys.Username, false);
+        Check(credentials.Secret, NodeStageSecretKeys.Password, true);
+        Check(credentials.MutualUser, NodeStageSecretKeys.UsernameIn, false);
+        Check(credentials.MutualSecret, NodeStageSecretKeys.PasswordIn, true);
         return credentials;
     }
 

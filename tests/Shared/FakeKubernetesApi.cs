@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace CsiScst.Tests.Controller;
+namespace CsiScst.Testing;
 
 /// <summary>
 /// A stand-in for kube-apiserver (none can run on this machine) implementing exactly the calls the

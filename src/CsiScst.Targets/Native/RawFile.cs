@@ -1,18 +1,18 @@
 using System.Runtime.InteropServices;
 
-namespace CsiScst.Targets.Scst;
+namespace CsiScst.Targets.Native;
 
 /// <summary>
 /// Raw open/read/write/close so that the kernel's errno reaches us unchanged: .NET's file APIs turn
 /// errno values into exception types (EPERM → UnauthorizedAccessException …) and may split or buffer
-/// writes, while SCST needs exactly one write(2) per command and reports everything through errno.
+/// writes, while SCST's sysfs and LIO's configfs need exactly one write(2) per value and report
+/// everything through errno.
 /// </summary>
-internal static unsafe partial class ScstNative
+internal static unsafe partial class RawFile
 {
     public const int O_RDONLY = 0;
     public const int O_WRONLY = 1;
     public const int O_CLOEXEC = 0x80000;
-    public const int SIGKILL = 9;
 
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int OpenNative(string path, int flags);
@@ -26,8 +26,6 @@ internal static unsafe partial class ScstNative
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int CloseNative(int fd);
 
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int KillNative(int pid, int signal);
 
     /// <summary>Opens a file; returns the descriptor or the negated errno.</summary>
     public static int Open(string path, int flags)
@@ -40,7 +38,7 @@ internal static unsafe partial class ScstNative
                 return fd;
             }
             var errno = Marshal.GetLastPInvokeError();
-            if (errno != ScstErrno.EINTR)
+            if (errno != Errno.EINTR)
             {
                 return -errno;
             }
@@ -73,7 +71,7 @@ internal static unsafe partial class ScstNative
                 if (read < 0)
                 {
                     var errno = Marshal.GetLastPInvokeError();
-                    if (errno == ScstErrno.EINTR)
+                    if (errno == Errno.EINTR)
                     {
                         continue;
                     }
@@ -87,6 +85,4 @@ internal static unsafe partial class ScstNative
 
     public static void Close(int fd) => _ = CloseNative(fd);
 
-    /// <summary>SIGKILLs this process (crash tests: nothing may run after this point).</summary>
-    public static void KillSelf() => _ = KillNative(Environment.ProcessId, SIGKILL);
 }

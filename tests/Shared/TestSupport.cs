@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
-namespace CsiScst.Tests.Backends;
+namespace CsiScst.Testing;
 
 /// <summary>A unique scratch directory, removed with everything in it.</summary>
 internal sealed class ScratchDirectory : IDisposable
