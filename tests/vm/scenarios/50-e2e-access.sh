@@ -63,7 +63,10 @@ step "start target (LIO), controller (with a kubeconfig), node a and node b (ifa
 # ---- an initiator that was not published --------------------------------------------------------
 not_published() {
     local out iqn rc=0
-    vol_create priv "$blk" --size 32Mi
+    # replacementTimeout (a StorageClass parameter, carried to the node in the volume context): the fence
+    # below fails the session's I/O after 15 s instead of the plugin's default 120 s.
+    vol_create priv "$blk" --size 32Mi --param replacementTimeout=15
+    [ "$(vol_ctx priv csi-scst.io/replacement-timeout)" = 15 ]
     vol_publish priv a
     # Node b gets node a's publish context (as if it had been published there) and tries to log in.
     cp "$E2E/priv.a.pub.json" "$E2E/priv.b.pub.json"
@@ -85,6 +88,7 @@ not_published() {
     vol_stage priv a
     vol_node_publish priv a
     check_staged priv a
+    iscsiadm -m node -T "$iqn" -p "$DRV_PORTAL" -I default | grep -x 'node.session.timeo.replacement_timeout = 15'
     write_block priv a 0 2
 }
 step "an initiator the volume was not published to cannot log in (plugin: PERMISSION_DENIED; iscsiadm: 24)" not_published
@@ -101,7 +105,7 @@ fence() {
     # The attacher unpublishes (e.g. the node was declared lost) while the node still writes.
     vol_unpublish priv a
     test ! -e "$LIO_ROOT/iscsi/$iqn/tpgt_1/acls/$(vm_initiator_name)"
-    wait_for 150 test -e "$stopped"
+    wait_for 120 test -e "$stopped"
     echo "the writer's I/O failed after the fence; session: $(iscsiadm -m session -P 1 | sed -n 's/^[[:space:]]*iSCSI Session State: //p' | head -n1)"
     # What was written before the fence is on the LV.
     cmp <(head -c $((2 << 20)) "$E2E/priv.blk.0") <(dd if="/dev/$vg/$(vol_lv "$(vol_id priv)")" bs=1M count=2 iflag=direct status=none)
