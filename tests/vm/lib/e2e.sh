@@ -87,7 +87,9 @@ check_staged() {
     bp=$(vol_bypath "$n" "$node")
     test -b "$bp"
     dev=$(readlink -f "$bp")
-    got=$(vpd80_serial "/sys/class/block/${dev#/dev/}/device/vpd_pg80")
+    # tgt right-aligns the serial in its field (leading spaces); LIO and
+    # SCST write it as given. The node plugin compares it trimmed, so does this check.
+    got=$(vpd80_serial "/sys/class/block/${dev#/dev/}/device/vpd_pg80" | sed 's/^[[:space:]]*//')
     echo "$n on $node: $bp -> $dev, VPD 0x80 serial '$got'"
     [ "$got" = "$(vol_ctx "$n" csi-scst.io/serial)" ]
     if [ -n "$fs" ]; then
