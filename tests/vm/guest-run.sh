@@ -91,7 +91,12 @@ force_cleanup() {
     iscsiadm -m node -o delete >/dev/null 2>&1 || true
     iscsiadm -m discoverydb -o delete >/dev/null 2>&1 || true
     rm -rf /etc/iscsi/nodes/* /etc/iscsi/send_targets/* /var/lib/iscsi/nodes/* /var/lib/iscsi/send_targets/*
-    for d in /sys/bus/rbd/devices/*; do [ -e "$d" ] && echo "${d##*/}" > /sys/bus/rbd/remove 2>/dev/null; done
+    # With single_major (krbd's default) /sys/bus/rbd/remove answers EINVAL: remove_single_major it is.
+    # Before the Ceph daemons are killed: I/O to a mapping of a dead cluster hangs (and the disk scans after).
+    for d in /sys/bus/rbd/devices/*; do
+        [ -e "$d" ] || continue
+        echo "${d##*/} force" > /sys/bus/rbd/remove_single_major 2>/dev/null || echo "${d##*/} force" > /sys/bus/rbd/remove 2>/dev/null
+    done
     for d in ceph-mon ceph-mgr ceph-osd tgtd; do
         for pid in $(pgrep -x "$d"); do kill -9 "$pid" 2>/dev/null || true; done
     done

@@ -17,8 +17,12 @@
 #   CSI_SCST_BIN        a directory of binaries (e.g. the AOT-published csi-scst) copied into the VM;
 #                       the guest sees them in $CSI_SCST_BIN=/opt/csi-scst/bin, also on PATH
 #   CSI_SCST_VM_CACHE   image cache root (see build-image.sh)
+#   CSI_SCST_VM_FULL    1: scenarios run their full matrix (exported to them)
+#   CSI_SCST_SCST_MODULES  a directory of prebuilt SCST modules + iscsi-scstd for the VM's kernel,
+#                       staged as /mnt/in/scst-modules (exported to scenarios under the same name)
 #
-# Exit code: 0 only when at least one scenario ran and all passed.
+# A scenario that calls vm_skip (guest-lib.sh) is reported with "skipped": true and "passed": false.
+# Exit code: 0 only when at least one scenario ran and passed, and every other one was skipped.
 set -euo pipefail
 { # the whole script is parsed before it runs: editing it during a run cannot change that run
 
@@ -95,6 +99,14 @@ if [ -n "${CSI_SCST_BIN:-}" ]; then
     cp -a "$CSI_SCST_BIN/." "$in_dir/bin/"
 fi
 printf 'CSI_SCST_SCENARIO_TIMEOUT=%s\n' "$scenario_timeout" > "$in_dir/harness.env"
+# Exported so scenarios see them: the full matrix switch, and where staged SCST modules are.
+printf 'export CSI_SCST_VM_FULL=%s\n' "${CSI_SCST_VM_FULL:-0}" >> "$in_dir/harness.env"
+if [ -n "${CSI_SCST_SCST_MODULES:-}" ]; then
+    [ -d "$CSI_SCST_SCST_MODULES" ] || die "CSI_SCST_SCST_MODULES=$CSI_SCST_SCST_MODULES is not a directory"
+    mkdir -p "$in_dir/scst-modules"
+    cp -a "$CSI_SCST_SCST_MODULES/." "$in_dir/scst-modules/"
+    printf 'export CSI_SCST_SCST_MODULES=%s\n' /mnt/in/scst-modules >> "$in_dir/harness.env"
+fi
 chmod -R a+rX "$in_dir"
 staged=$(ls "$in_dir/scenarios" | sed 's/\.sh$//' | tr '\n' ' ')
 log "scenarios: ${staged:-none}"
@@ -131,9 +143,12 @@ if [ -f "$out_dir/results.tsv" ]; then
         steps=$(jq -Rn '[inputs | split("\t") | select(length == 3) | {name: .[0], passed: (.[1] == "PASS"), seconds: (.[2] | tonumber)}]' \
             < "$res/steps.tsv" 2>/dev/null || echo '[]')
         if [ "$rc" = 0 ]; then fail_text=""; else fail_text=$(excerpt "$res/log"); fi
+        skip_reason=""
+        [ "$rc" = 0 ] && [ -f "$res/skipped" ] && skip_reason=$(head -c 500 "$res/skipped")
         jq -n --arg name "$name" --argjson rc "$rc" --argjson secs "$secs" --argjson steps "$steps" \
-            --arg failure "$fail_text" \
-            '{name: $name, passed: ($rc == 0), exit_code: $rc, seconds: $secs, steps: $steps,
+            --arg failure "$fail_text" --arg skip "$skip_reason" \
+            '{name: $name, passed: ($rc == 0 and $skip == ""), skipped: ($skip != ""), exit_code: $rc, seconds: $secs, steps: $steps,
+              skip_reason: (if $skip == "" then null else $skip end),
               failure: (if $failure == "" then null else $failure end)}' >> "$scen_json"
     done < "$out_dir/results.tsv"
 fi
@@ -141,7 +156,7 @@ fi
 for name in $staged; do
     if ! grep -q "^$name	" "$out_dir/results.tsv" 2>/dev/null; then
         jq -n --arg name "$name" --arg failure "$( [ -f "$out_dir/scenarios/$name/log" ] && tail -n 40 "$out_dir/scenarios/$name/log"; echo "(no result: the VM stopped first; see console.log)")" \
-            '{name: $name, passed: false, exit_code: null, seconds: null, steps: [], failure: $failure}' >> "$scen_json"
+            '{name: $name, passed: false, skipped: false, exit_code: null, seconds: null, steps: [], failure: $failure}' >> "$scen_json"
     fi
 done
 
@@ -154,12 +169,12 @@ jq -s --arg image "$image" --argjson image_seconds "$image_seconds" --argjson vm
     '{image: $image, kernel: $kernel, image_seconds: $image_seconds,
       vm_seconds: ($vm_seconds | tonumber? // null), boot_to_script_seconds: ($boot | tonumber? // null),
       total_seconds: $total, vm_exit_code: $vm_rc,
-      passed: ((length > 0) and all(.[]; .passed)), scenarios: .}' "$scen_json" > "$out_dir/summary.json"
+      passed: (any(.[]; .passed) and all(.[]; .passed or .skipped)), scenarios: .}' "$scen_json" > "$out_dir/summary.json"
 
 {
     echo "csi-scst VM harness: $(jq -r 'if .passed then "PASSED" else "FAILED" end' "$out_dir/summary.json")"
     jq -r '"image \(.image) (\(.image_seconds)s), kernel \(.kernel), boot to script \(.boot_to_script_seconds)s, VM \(.vm_seconds)s, total \(.total_seconds)s"' "$out_dir/summary.json"
-    jq -r '.scenarios[] | "  \(if .passed then "PASS" else "FAIL" end) \(.name) (\(.seconds // "?")s)" ,
+    jq -r '.scenarios[] | "  \(if .passed then "PASS" elif .skipped then "SKIP" else "FAIL" end) \(.name) (\(.seconds // "?")s)\(if .skipped then ": \(.skip_reason)" else "" end)" ,
         (.steps[] | "      \(if .passed then "pass" else "FAIL" end) \(.name) (\(.seconds)s)"),
         (if .failure then (.failure | split("\n") | map("      | " + .) | join("\n")) else empty end)' "$out_dir/summary.json"
     [ "$(jq '.scenarios | length' "$out_dir/summary.json")" -gt 0 ] || echo "  no scenario ran"

@@ -157,6 +157,14 @@ public sealed class Reconciler
         }
         _faults.Hit(EngineFaultPoints.ReconcileAfterAttach);
 
+        // The probe is where an engine gets its target ready (LIO loads its modules and creates the iSCSI
+        // fabric): after a reboot nothing else has done it before the start-up pass.
+        var health = await _engine.ProbeAsync(cancellationToken).ConfigureAwait(false);
+        if (!health.Ready)
+        {
+            errors.Add($"target engine {_engine.Kind} is not ready: {health.Reason}");
+        }
+
         var result = await _engine.ReconcileAsync(desired, cancellationToken).ConfigureAwait(false);
         errors.AddRange(result.Errors);
 

@@ -198,12 +198,22 @@ public sealed class IscsiVolumes
         _logger.LogInformation("Detached {Target}: {Sessions} session(s), {Disks} disk(s)", targetIqn, sessions.Count, disks.Length);
     }
 
+    // A fenced or lost target leaves a disk that cannot be opened any more (ENXIO once the session gave up):
+    // nothing can be flushed to it, and refusing to go on would leave the disk, session and records for ever
+    // (kubelet retries NodeUnstage, which would fail the same way). The filesystem was unmounted before.
     private async Task FlushIfPresentAsync(string name, CancellationToken cancellationToken)
     {
         var path = _devices.DevicePath(name);
         if (File.Exists(path))
         {
-            await _filesystems.FlushAsync(path, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await _filesystems.FlushAsync(path, cancellationToken).ConfigureAwait(false);
+            }
+            catch (StatusException e)
+            {
+                _logger.LogWarning("Flushing {Device} failed, removing it anyway: {Error}", path, e.Message);
+            }
         }
     }
 }

@@ -34,7 +34,14 @@ internal sealed class FakeTargetEngine : ITargetEngine, IExportRules
         }
     }
 
-    public Task<EngineHealth> ProbeAsync(CancellationToken cancellationToken) => Task.FromResult(EngineHealth.Healthy);
+    /// <summary>What ProbeAsync answers; each probe is recorded in <see cref="Calls"/> as "probe".</summary>
+    public EngineHealth Health { get; set; } = EngineHealth.Healthy;
+
+    public Task<EngineHealth> ProbeAsync(CancellationToken cancellationToken)
+    {
+        Calls.Add("probe");
+        return Task.FromResult(Health);
+    }
 
     public Task EnsureExportAsync(ExportSpec spec, CancellationToken cancellationToken)
     {

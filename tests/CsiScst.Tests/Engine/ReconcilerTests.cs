@@ -3,6 +3,7 @@ using CsiScst.Core.Faults;
 using CsiScst.Engine.State;
 using CsiScst.Engine.V1;
 using CsiScst.Engine.Volumes;
+using CsiScst.Targets;
 using Grpc.Core;
 
 namespace CsiScst.Tests.Engine;
@@ -112,6 +113,25 @@ public sealed class ReconcilerTests : IDisposable
         first.Dispose();
         second.Dispose();
         (await gate.EnterExclusiveAsync(CancellationToken.None)).Dispose();
+    }
+
+    [Fact]
+    public async Task Reconcile_probes_the_engine_first_so_it_can_prepare_its_target_and_reports_one_that_is_not_ready()
+    {
+        await _core.LoadAsync();
+        var key = await CreateAsync("vol");
+        _core.Engine.Exports.Clear();
+        _core.Engine.Calls.Clear();
+
+        var report = await _core.Reconciler.RunAsync("startup", CancellationToken.None);
+
+        Assert.Empty(report.Errors);
+        Assert.Equal("probe", _core.Engine.Calls[0]);
+        Assert.Equal([key], _core.Engine.Exports.Keys);
+
+        _core.Engine.Health = EngineHealth.NotReady("configfs is not mounted");
+        report = await _core.Reconciler.RunAsync("periodic", CancellationToken.None);
+        Assert.Contains("target engine fake is not ready: configfs is not mounted", report.Errors);
     }
 
     [Fact]

@@ -79,3 +79,22 @@ vm_wipe_disk() {
     pvremove -ff -y "$disk" >/dev/null 2>&1 || true
     wipefs -a -q "$disk" >/dev/null 2>&1 || true
 }
+
+# vm_require_bin NAME: fails the scenario unless NAME was staged (run.sh with CSI_SCST_BIN).
+vm_require_bin() {
+    if [ ! -x "${CSI_SCST_BIN:-}/$1" ]; then
+        echo "FAIL this scenario needs $1 in \$CSI_SCST_BIN (run.sh with CSI_SCST_BIN=<dir holding $1>; tests/vm/run-suite.sh publishes it)"
+        exit 1
+    fi
+}
+
+# vm_full_matrix: true when the run asked for every combination (CSI_SCST_VM_FULL=1 on the host).
+vm_full_matrix() { [ "${CSI_SCST_VM_FULL:-0}" = 1 ]; }
+
+# vm_skip REASON: ends the scenario as skipped (run.sh reports it with "skipped": true, run-suite.sh
+# counts it as skipped, not passed). Call it before anything is set up.
+vm_skip() {
+    echo "SKIP $CSI_SCST_SCENARIO: $*"
+    printf '%s\n' "$*" > "${CSI_SCST_RESULTS:-/tmp}/skipped"
+    exit 0
+}
