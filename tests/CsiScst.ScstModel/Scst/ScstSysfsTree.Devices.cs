@@ -21,7 +21,10 @@ internal sealed partial class ScstSysfsTree
     private IEnumerable<VNode> DeviceEntries(ScstDevice d)
     {
         string dir = $"devices/{d.Name}";
-        yield return Dir("exported", () => d.Exports.Select(l => (VNode)new VLink(l.ExportName, Rel($"{dir}/exported", LunPath(l)))));
+        yield return Dir(
+            "exported",
+            () => d.Exports.Select(l => (VNode)ExportedLink(l, dir)),
+            name => d.Exports.Find(l => string.Equals(l.ExportName, name, StringComparison.Ordinal)) is { } l ? ExportedLink(l, dir) : null);
         yield return Ro("type", () => VdiskHandlers.TypeText(d.ScsiType) + "\n");
         if (d.Handler is not { } h)
         {
@@ -100,6 +103,8 @@ internal sealed partial class ScstSysfsTree
         yield return Rw("cluster_mode", () => Key(Bit(d.ClusterMode), d.ClusterMode), t => StoreSwitch(t, v => d.ClusterMode = v == 1));
         yield return Rw("expl_alua", () => Key(Bit(d.ExplAlua), d.ExplAlua), t => StoreSwitch(t, v => d.ExplAlua = v == 1));
     }
+
+    private static VLink ExportedLink(ScstLun l, string deviceDir) => new(l.ExportName, Rel($"{deviceDir}/exported", LunPath(l)));
 
     private static string LunPath(ScstLun l)
     {

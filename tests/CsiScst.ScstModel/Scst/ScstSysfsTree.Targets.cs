@@ -10,7 +10,12 @@ internal sealed partial class ScstSysfsTree
     private const int MinRelTgtId = 1;
     private const int MaxRelTgtId = 0xFFFF;
 
-    private VDir DriverDir(ScstTargetDriver driver) => Dir(driver.Name, () => driver.IsIscsi ? IscsiDriverEntries() : CopyManagerEntries());
+    private VDir DriverDir(ScstTargetDriver driver) => driver.IsIscsi
+        ? Dir(
+            driver.Name,
+            () => IscsiDriverAttributes().Concat(S.Iscsi.Targets.Values.Select(TargetDir)),
+            name => VDir.Find(IscsiDriverAttributes(), name) ?? (S.Iscsi.Targets.TryGetValue(name, out ScstTarget? t) ? TargetDir(t) : null))
+        : Dir(driver.Name, CopyManagerEntries);
 
     /// <summary>The copy manager has no mgmt file: its one target can be neither added nor deleted.</summary>
     private IEnumerable<VNode> CopyManagerEntries() =>
@@ -19,7 +24,8 @@ internal sealed partial class ScstSysfsTree
         TargetDir(S.CopyManagerTarget),
     ];
 
-    private IEnumerable<VNode> IscsiDriverEntries()
+    /// <summary>The iSCSI driver's own files (its targets follow them).</summary>
+    private IEnumerable<VNode> IscsiDriverAttributes()
     {
         IscsiDaemon iscsi = model.Iscsi;
         yield return Rw("mgmt", () => IscsiDaemon.MgmtHelp, text => StoreResult.Queued(() => iscsi.ProcessMgmt(text)));
@@ -40,11 +46,6 @@ internal sealed partial class ScstSysfsTree
             {
                 yield return new VFile(a.SysfsName, ModeRw, () => iscsi.ShowAccount(a), t => iscsi.StoreAccount(daemon.OutgoingUsers, a, t));
             }
-        }
-
-        foreach (ScstTarget t in S.Iscsi.Targets.Values)
-        {
-            yield return TargetDir(t);
         }
     }
 
@@ -83,8 +84,11 @@ internal sealed partial class ScstSysfsTree
         }
 
         yield return LunsDir(t.DefaultAcg, $"{dir}/luns");
-        yield return Dir("ini_groups", () => IniGroupsEntries(t, $"{dir}/ini_groups"));
-        yield return Dir("sessions", () => t.Sessions.Values.Select(s => SessionDir(s, $"{dir}/sessions/{s.DirName}")));
+        yield return IniGroupsDir(t, $"{dir}/ini_groups");
+        yield return Dir(
+            "sessions",
+            () => t.Sessions.Values.Select(s => SessionDir(s, $"{dir}/sessions/{s.DirName}")),
+            name => t.Sessions.TryGetValue(name, out ScstSession? s) ? SessionDir(s, $"{dir}/sessions/{s.DirName}") : null);
     }
 
     /// <summary>The per-target attributes iscsi-scstd creates (A.2, A.5).</summary>
@@ -124,9 +128,25 @@ internal sealed partial class ScstSysfsTree
         Rw("cpu_mask", () => CpuMaskText(g), text => StoreCpuMask(g, text)),
     ];
 
-    private VDir LunsDir(ScstAcg g, string dir) => Dir("luns", () =>
-        new VNode[] { Rw("mgmt", () => LunManager.MgmtHelp, text => StoreResult.Queued(() => model.Luns.ProcessMgmt(g, text))) }
-            .Concat(g.Luns.Values.Select(l => LunDir(l, $"{dir}/{l.Number}"))));
+    private VDir LunsDir(ScstAcg g, string dir) => Dir(
+        "luns",
+        () => new VNode[] { LunsMgmt(g) }.Concat(g.Luns.Values.Select(l => LunDir(l, $"{dir}/{l.Number}"))),
+        name =>
+        {
+            if (name == "mgmt")
+            {
+                return LunsMgmt(g);
+            }
+
+            // Only the canonical decimal spelling names a LUN ("01" or "+1" do not).
+            return ulong.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out ulong number)
+                && number.ToString(CultureInfo.InvariantCulture) == name
+                && g.Luns.TryGetValue(number, out ScstLun? l)
+                ? LunDir(l, $"{dir}/{name}")
+                : null;
+        });
+
+    private VFile LunsMgmt(ScstAcg g) => Rw("mgmt", () => LunManager.MgmtHelp, text => StoreResult.Queued(() => model.Luns.ProcessMgmt(g, text)));
 
     private static VDir LunDir(ScstLun l, string dir) => Dir(l.Number.ToString(CultureInfo.InvariantCulture), () =>
     [
@@ -134,24 +154,31 @@ internal sealed partial class ScstSysfsTree
         Ro("read_only", () => l.ReadOnly || l.Device.ReadOnly ? "1\n[key]\n" : "0\n"),
     ]);
 
-    private IEnumerable<VNode> IniGroupsEntries(ScstTarget t, string dir)
-    {
-        yield return Rw("mgmt", () => GroupManager.IniGroupsHelp, text => StoreResult.Queued(() => model.Groups.ProcessIniGroupsMgmt(t, text)));
-        foreach (ScstAcg g in t.Groups)
-        {
-            string gdir = $"{dir}/{g.Name}";
-            yield return Dir(g.Name, () => AcgSettings(g).Concat(
-            [
-                LunsDir(g, $"{gdir}/luns"),
-                Dir("initiators", () => new VNode[]
-                    {
-                        Rw("mgmt", () => GroupManager.InitiatorsHelp, text => StoreResult.Queued(() => model.Groups.ProcessInitiatorsMgmt(g, text))),
-                    }.Concat(g.Initiators.Select(name => Ro(name, () => name + "\n")))),
-                Rw("black_hole", () => Key(g.BlackHole, g.BlackHole != 0), text => StoreSwitch(text, v => g.BlackHole = v)),
-                Rw("per_sess_dedicated_tgt_threads", () => Key(g.PerSessDedicatedTgtThreads, g.PerSessDedicatedTgtThreads != 0), text => StoreSwitch(text, v => g.PerSessDedicatedTgtThreads = v)),
-            ]));
-        }
-    }
+    private VDir IniGroupsDir(ScstTarget t, string dir) => Dir(
+        "ini_groups",
+        () => new VNode[] { IniGroupsMgmt(t) }.Concat(t.Groups.Select(g => GroupDir(g, $"{dir}/{g.Name}"))),
+        name => name == "mgmt" ? IniGroupsMgmt(t)
+            : t.Groups.Find(g => string.Equals(g.Name, name, StringComparison.Ordinal)) is { } g ? GroupDir(g, $"{dir}/{g.Name}") : null);
+
+    private VFile IniGroupsMgmt(ScstTarget t) =>
+        Rw("mgmt", () => GroupManager.IniGroupsHelp, text => StoreResult.Queued(() => model.Groups.ProcessIniGroupsMgmt(t, text)));
+
+    private VDir GroupDir(ScstAcg g, string gdir) => Dir(g.Name, () => AcgSettings(g).Concat(
+    [
+        LunsDir(g, $"{gdir}/luns"),
+        Dir(
+            "initiators",
+            () => new VNode[] { InitiatorsMgmt(g) }.Concat(g.Initiators.Select(InitiatorFile)),
+            name => name == "mgmt" ? InitiatorsMgmt(g)
+                : g.Initiators.Find(i => string.Equals(i, name, StringComparison.Ordinal)) is { } i ? InitiatorFile(i) : null),
+        Rw("black_hole", () => Key(g.BlackHole, g.BlackHole != 0), text => StoreSwitch(text, v => g.BlackHole = v)),
+        Rw("per_sess_dedicated_tgt_threads", () => Key(g.PerSessDedicatedTgtThreads, g.PerSessDedicatedTgtThreads != 0), text => StoreSwitch(text, v => g.PerSessDedicatedTgtThreads = v)),
+    ]));
+
+    private VFile InitiatorsMgmt(ScstAcg g) =>
+        Rw("mgmt", () => GroupManager.InitiatorsHelp, text => StoreResult.Queued(() => model.Groups.ProcessInitiatorsMgmt(g, text)));
+
+    private static VFile InitiatorFile(string name) => Ro(name, () => name + "\n");
 
     // ---- target attribute stores ----
 

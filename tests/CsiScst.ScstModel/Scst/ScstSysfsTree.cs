@@ -34,7 +34,7 @@ internal sealed partial class ScstSysfsTree(ScstSystem model)
         Rw("poll_us", () => Key(S.PollUs, S.PollUs != 0), StorePollUs),
         Rw("cluster_name", () => S.ClusterName.Length == 0 ? "" : $"{S.ClusterName}\n[key]\n", StoreClusterName),
         Dir("handlers", () => S.Handlers.Select(HandlerDir)),
-        Dir("devices", () => S.Devices.Values.Select(DeviceDir)),
+        Dir("devices", () => S.Devices.Values.Select(DeviceDir), name => S.Devices.TryGetValue(name, out ScstDevice? d) ? DeviceDir(d) : null),
         Dir("targets", () => S.Drivers.Select(DriverDir)),
         Dir("sgv", SgvEntries),
     ]);
@@ -48,6 +48,9 @@ internal sealed partial class ScstSysfsTree(ScstSystem model)
     private static VFile Wo(string name, StoreFn store) => new(name, ModeWo, null, store);
 
     private static VDir Dir(string name, Func<IEnumerable<VNode>> children) => new(name, children);
+
+    /// <summary>A directory that grows with the exports: <paramref name="lookup"/> finds one child without building the others.</summary>
+    private static VDir Dir(string name, Func<IEnumerable<VNode>> children, Func<string, VNode?> lookup) => new(name, children, lookup);
 
     /// <summary>A value line, plus the "[key]" line when it is not the default.</summary>
     private static string Key(object value, bool key) =>
@@ -232,13 +235,20 @@ internal sealed partial class ScstSysfsTree(ScstSystem model)
 
     // ---- handlers ----
 
-    private VDir HandlerDir(ScstHandler h) => Dir(h.Name, () =>
-        new VNode[]
-        {
-            Rw("mgmt", () => model.Devices.MgmtHelp(h), text => StoreResult.Queued(() => model.Devices.ProcessMgmt(h, text))),
-            Ro("type", () => VdiskHandlers.TypeText(h.ScsiType) + "\n"),
-            Rw("trace_level", TraceLevelText, StoreTraceLevel),
-        }.Concat(S.Devices.Values.Where(d => d.Handler == h).Select(d => (VNode)new VLink(d.Name, $"../../devices/{d.Name}"))));
+    private VDir HandlerDir(ScstHandler h) => Dir(
+        h.Name,
+        () => HandlerAttributes(h).Concat(S.Devices.Values.Where(d => d.Handler == h).Select(HandlerDeviceLink)),
+        name => VDir.Find(HandlerAttributes(h), name)
+            ?? (S.Devices.TryGetValue(name, out ScstDevice? d) && d.Handler == h ? HandlerDeviceLink(d) : null));
+
+    private IEnumerable<VNode> HandlerAttributes(ScstHandler h) =>
+    [
+        Rw("mgmt", () => model.Devices.MgmtHelp(h), text => StoreResult.Queued(() => model.Devices.ProcessMgmt(h, text))),
+        Ro("type", () => VdiskHandlers.TypeText(h.ScsiType) + "\n"),
+        Rw("trace_level", TraceLevelText, StoreTraceLevel),
+    ];
+
+    private static VLink HandlerDeviceLink(ScstDevice d) => new(d.Name, $"../../devices/{d.Name}");
 
     // ---- sgv ----
 

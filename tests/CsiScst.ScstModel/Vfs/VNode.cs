@@ -9,13 +9,21 @@ internal abstract class VNode(string name)
     public string Name { get; } = name;
 }
 
-internal sealed class VDir(string name, Func<IEnumerable<VNode>> children) : VNode(name)
+/// <summary>
+/// A directory. <paramref name="lookup"/>, when given, finds one child by name without enumerating the
+/// others (directories that grow with the number of exports); it must answer exactly what a search of
+/// <paramref name="children"/> would: the first child of that name (ordinal), or null.
+/// </summary>
+internal sealed class VDir(string name, Func<IEnumerable<VNode>> children, Func<string, VNode?>? lookup = null) : VNode(name)
 {
     public IEnumerable<VNode> Children() => children();
 
-    public VNode? Child(string childName)
+    public VNode? Child(string childName) => lookup is null ? Find(children(), childName) : lookup(childName);
+
+    /// <summary>The first node named <paramref name="childName"/> (ordinal), or null.</summary>
+    public static VNode? Find(IEnumerable<VNode> nodes, string childName)
     {
-        foreach (VNode c in children())
+        foreach (VNode c in nodes)
         {
             if (string.Equals(c.Name, childName, StringComparison.Ordinal))
             {
