@@ -75,31 +75,28 @@ public sealed class Mounter
         {
             try
             {
-                await _tools.RunAsync(new ToolCommand("umount", target) { Timeout = _options.CommandTimeout }, cancellationToken).ConfigureAwait(false);
+                await RunAsync(new ToolCommand("umount", target), $"unmounting {target}", cancellationToken).ConfigureAwait(false);
                 break;
             }
-            catch (ToolException e) when (IsBusy(e) && attempt < _options.UnmountBusyRetries)
+            catch (StatusException e) when (IsBusy(e) && attempt < _options.UnmountBusyRetries)
             {
                 _logger.LogInformation("Unmounting {Target}: busy, retrying in {DelayMs} ms", target, delay.TotalMilliseconds);
                 await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
                 delay *= 2;
             }
-            catch (ToolException e) when (IsBusy(e))
+            catch (StatusException e) when (IsBusy(e))
             {
                 throw StatusException.FailedPrecondition(
-                    $"unmounting {target} failed: still busy after {_options.UnmountBusyRetries + 1} attempts (a process has files open below it): {e.Message}");
-            }
-            catch (ToolException e)
-            {
-                throw new StatusException(e.SuggestedStatus, $"unmounting {target} failed: {e.Message}", e);
+                    $"unmounting {target} failed: still busy after {_options.UnmountBusyRetries + 1} attempts (a process has files open below it): {e.InnerException!.Message}");
             }
         }
         _logger.LogInformation("Unmounted {Target}", target);
     }
 
     // umount(8) exits 32 (mount failure) and says so in its words; EBUSY has no exit code of its own.
-    private static bool IsBusy(ToolException e) =>
-        e.Failure == ToolFailure.ExitCode && e.ExitCode == 32 && e.StandardError.Contains("target is busy", StringComparison.Ordinal);
+    private static bool IsBusy(StatusException e) =>
+        e.InnerException is ToolException { Failure: ToolFailure.ExitCode, ExitCode: 32 } tool
+        && tool.StandardError.Contains("target is busy", StringComparison.Ordinal);
 
     private async Task RunAsync(ToolCommand command, string what, CancellationToken cancellationToken)
     {
