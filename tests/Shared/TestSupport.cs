@@ -40,3 +40,29 @@ internal sealed class ListLogger<T> : ILogger<T>
 
     public int Count(string fragment) => Entries.Count(e => e.Message.Contains(fragment, StringComparison.Ordinal));
 }
+
+/// <summary>TCP ports for servers the tests start.</summary>
+internal static class Ports
+{
+    /// <summary>A port nobody listens on right now (the kernel picks it).</summary>
+    public static int Free(string address = "127.0.0.1")
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Parse(address), 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public static bool IsFree(string address, int port)
+    {
+        try
+        {
+            using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Parse(address), port);
+            listener.Start();
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
+    }
+}

@@ -91,7 +91,7 @@ public sealed class RbdTgtDataPathTests
 
         public static async Task<Tgtd> StartAsync(IToolRunner tools, CancellationToken ct)
         {
-            var port = FreePort();
+            var port = Ports.Free();
             var control = Random.Shared.Next(2000, 30000).ToString();
             var process = Process.Start(new ProcessStartInfo("tgtd", ["-f", "-C", control, "--iscsi", $"portal=127.0.0.1:{port}"])
             {
@@ -155,11 +155,5 @@ public sealed class RbdTgtDataPathTests
             }
         }
 
-        private static int FreePort()
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
     }
 }

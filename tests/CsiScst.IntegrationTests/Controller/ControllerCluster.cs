@@ -24,8 +24,8 @@ public sealed partial class StorageNode : IAsyncDisposable
         Directory = directory;
         _tlsDirectory = tlsDirectory;
         StateDirectory = Path.Combine(directory, "state");
-        ApiPort = FreePort.Next();
-        PortalPort = FreePort.Next();
+        ApiPort = Ports.Free();
+        PortalPort = Ports.Free();
         ControlPort = Random.Shared.Next(10000, 32700);
         // tgtd takes -C 0..32767; a lock file in use means another tgtd owns that port.
         while (File.Exists($"/var/run/tgtd/socket.{ControlPort}"))
@@ -195,7 +195,7 @@ public sealed class ControllerCluster : IAsyncLifetime
     public global::Csi.V1.Controller.ControllerClient Client => new(Channel);
     public string TlsDirectory => _directory.Combine("tls");
     public string Socket => _directory.Combine("csi.sock");
-    public int MetricsPort { get; } = FreePort.Next();
+    public int MetricsPort { get; } = Ports.Free();
 
     public async Task InitializeAsync()
     {

@@ -26,8 +26,8 @@ internal sealed class EngineHarness : IAsyncDisposable
         InstanceId = "e" + Run.RandomSuffix(6);
         Names = new ObjectNames(InstanceId);
         NodeId = "storage-" + Run.RandomSuffix(4);
-        ApiPort = Run.FreePort();
-        MetricsPort = Run.FreePort();
+        ApiPort = Ports.Free();
+        MetricsPort = Ports.Free();
         Directory.CreateDirectory(PoolDirectory);
         MutualTls.GenerateFiles(TlsDirectory, ["127.0.0.1"], TimeSpan.FromDays(1));
     }

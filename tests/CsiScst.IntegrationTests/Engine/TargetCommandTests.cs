@@ -91,7 +91,7 @@ public sealed class TargetCommandTests
         await using (tgtd)
         {
             var dataDir = Path.Combine(Path.GetTempPath(), "csi-scst-standalone-" + Run.RandomSuffix());
-            var port = Run.FreePort();
+            var port = Ports.Free();
             try
             {
                 var socket = Path.Combine(dataDir, "csi.sock");

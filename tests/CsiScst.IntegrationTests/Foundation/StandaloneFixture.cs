@@ -12,7 +12,7 @@ public sealed class StandaloneFixture : IAsyncLifetime
     private readonly TempDirectory _dir = new("csi-scst-sa");
 
     public string SocketPath => _dir.Combine("csi.sock");
-    public int MetricsPort { get; } = FreePort.Next();
+    public int MetricsPort { get; } = Ports.Free();
     public DriverProcess Process { get; private set; } = null!;
     /// <summary>The private tgtd the standalone engine adopts, so no test touches a system tgtd or port 3260.</summary>
     private TgtdInstance? _tgtd;
@@ -27,7 +27,7 @@ public sealed class StandaloneFixture : IAsyncLifetime
             "standalone",
             "--endpoint", "unix://" + SocketPath,
             "--data-dir", DataDir,
-            "--engine-api-port", FreePort.Next().ToString(),
+            "--engine-api-port", Ports.Free().ToString(),
             "--portal", _tgtd.Portal,
             "--tgt-control-port", _tgtd.ControlPort.ToString(),
             "--node-id", "node1",

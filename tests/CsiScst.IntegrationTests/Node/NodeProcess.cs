@@ -48,7 +48,7 @@ internal sealed class NodeProcess : IDisposable
     public static async Task<NodeProcess> StartAsync(string directory, string instanceId, string? initiatorName, params string[] extra)
     {
         var socket = Path.Join(directory, $"node-{Guid.NewGuid():N}"[..13] + ".sock");
-        var port = FreePort();
+        var port = Ports.Free();
         var info = new ProcessStartInfo(CsiScst.IntegrationTests.Infrastructure.DriverBinary.Path)
         {
             RedirectStandardOutput = true,
@@ -136,10 +136,4 @@ internal sealed class NodeProcess : IDisposable
         }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

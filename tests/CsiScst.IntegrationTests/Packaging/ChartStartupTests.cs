@@ -79,7 +79,7 @@ public sealed class ChartStartupTests(PackagingFixture fixture)
     [InlineData("scst", "SCST is not loaded")]
     public async Task Target_starts_with_the_chart_arguments_and_trusts_only_the_chart_controller_certificate(string engine, string notReady)
     {
-        var controlPort = FreePort.Next();
+        var controlPort = Ports.Free();
         var chart = await fixture.Tools.RenderAsync("--set", $"target.engine={engine}", "--set", "target.tgt.startDaemon=false",
             "--set", $"target.tgt.controlPort={controlPort}");
         var pod = chart.Typed<V1DaemonSet>("DaemonSet", $"{HelmTools.Release}-target").Spec.Template.Spec;

@@ -95,7 +95,7 @@ public sealed partial class PodSandbox : IDisposable
             }
             if (!Ports.TryGetValue(port, out var local))
             {
-                local = FreePort.Next();
+                local = CsiScst.Testing.Ports.Free();
                 Ports[port] = local;
             }
             return $"{m.Groups[1].Value}127.0.0.1:{local}";

@@ -64,28 +64,6 @@ internal static class Run
         return result.Stdout;
     }
 
-    /// <summary>A TCP port nobody listens on right now (the kernel picks it).</summary>
-    public static int FreePort(string address = "127.0.0.1")
-    {
-        using var listener = new TcpListener(IPAddress.Parse(address), 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    public static bool PortFree(string address, int port)
-    {
-        try
-        {
-            using var listener = new TcpListener(IPAddress.Parse(address), port);
-            listener.Start();
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
-
     public static string RandomSuffix(int length = 8) => Guid.NewGuid().ToString("N")[..length];
 
     /// <summary>A guard against hangs, not a timing assertion.</summary>

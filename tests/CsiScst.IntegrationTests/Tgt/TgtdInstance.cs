@@ -31,7 +31,7 @@ internal sealed class TgtdInstance : IAsyncDisposable
             // tgtd accepts control ports up to 32767.
             var port = Random.Shared.Next(16384, 32768);
             var address = $"127.{Random.Shared.Next(100, 250)}.{Random.Shared.Next(1, 250)}.{Random.Shared.Next(2, 250)}";
-            if (File.Exists($"/var/run/tgtd/socket.{port}") || !Run.PortFree(address, 3260))
+            if (File.Exists($"/var/run/tgtd/socket.{port}") || !Ports.IsFree(address, 3260))
             {
                 continue;
             }

@@ -64,7 +64,7 @@ public sealed class ControllerHarness : IAsyncDisposable
     {
         var directory = Directory.CreateTempSubdirectory("csi-scst-ctl-").FullName;
         var socket = Path.Combine(directory, "csi.sock");
-        var metricsPort = FreePort();
+        var metricsPort = Ports.Free();
         var setup = new ControllerSetup();
         setup.Controller.Tls = clientTls;
         setup.Controller.DiscoveryCacheTime = TimeSpan.FromSeconds(30);
@@ -89,13 +89,6 @@ public sealed class ControllerHarness : IAsyncDisposable
         var app = ServerHost.Build(plan, new DriverMetrics(), new ExternalTime());
         await app.StartAsync();
         return new ControllerHarness(app, directory, socket, metricsPort);
-    }
-
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public async Task<string> MetricsAsync()

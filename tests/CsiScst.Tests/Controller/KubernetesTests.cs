@@ -168,7 +168,7 @@ public sealed class KubernetesTests : IAsyncLifetime
     [Fact]
     public async Task Engines_are_discovered_from_running_target_pods()
     {
-        var port = ControllerHarness.FreePort();
+        var port = Ports.Free();
         await using var a = new FakeEngine("storage-a", FakeEngine.Pool("files", 10 * GiB));
         await using var b = new FakeEngine("storage-b", FakeEngine.Pool("files", 20 * GiB));
         await a.StartAsync(_tls.Server, "127.0.0.2", port);
